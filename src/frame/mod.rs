@@ -4,6 +4,7 @@
 //! Owns: byte-level formats and their size limits.
 //! Must not: await, do IO, resolve identities or verify signatures (that is `verify`).
 
+pub mod atjson;
 pub mod car;
 pub mod cbor;
 pub mod cid;
