@@ -54,5 +54,4 @@ pub fn fixture_lines(rel: &str) -> Vec<String> {
 /// Print the suite name and case count, so the test output names each suite.
 pub fn report(suite: &str, cases: usize) {
     println!("suite {suite}: {cases} cases");
-    eprintln!("suite {suite}: {cases} cases");
 }
