@@ -4,5 +4,9 @@
 //! each opens with a doc comment saying what it owns and what it must not touch.
 //! docs/ARCHITECTURE.md has the data path and the module map.
 
+// Malformed input is a typed rejection, never a crash: the library may not unwrap,
+// expect or panic (tests may; clippy.toml allows it there).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 pub mod config;
 pub mod frame;

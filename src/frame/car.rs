@@ -279,7 +279,7 @@ impl<'a> Blocks<'a> {
             }
             self.sorted.push((cid, section.data()));
         }
-        self.sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.sorted.sort_unstable_by_key(|entry| entry.0);
         self.sorted.dedup_by(|a, b| a.0 == b.0);
         Ok(root)
     }

@@ -9,3 +9,4 @@ pub mod car;
 pub mod cbor;
 pub mod cid;
 pub mod varint;
+pub mod ws;
