@@ -10,3 +10,4 @@
 
 pub mod config;
 pub mod frame;
+pub mod syntax;

@@ -7,3 +7,48 @@
 /// MST nodes are a few levels deep; records are deeper but bounded in practice. The bound
 /// keeps validation's recursion (and a hostile input's cost) small.
 pub const CBOR_NESTING_DEPTH_MAX: usize = 128;
+
+// ---- syntax ----
+
+/// Longest AT-URI accepted, in bytes (the at-uri-scheme spec's 8 KB hard limit).
+pub const AT_URI_LENGTH_BYTES_MAX: usize = 8 * 1024;
+
+/// Longest CID string accepted, in bytes. Real CIDv1 strings are about 60 bytes; the bound
+/// matches the reference implementations' syntax check.
+pub const CID_STRING_LENGTH_BYTES_MAX: usize = 256;
+
+/// Shortest CID string accepted, in bytes: anything shorter cannot hold a multibase prefix,
+/// a version, a codec and a multihash.
+pub const CID_STRING_LENGTH_BYTES_MIN: usize = 8;
+
+/// Longest datetime string accepted, in bytes. The format has no natural bound on the
+/// fractional seconds; the reference implementations cap the whole string at 64.
+pub const DATETIME_LENGTH_BYTES_MAX: usize = 64;
+
+/// Longest DID accepted, in bytes (the DID spec's initial hard limit of 2 KB).
+pub const DID_LENGTH_BYTES_MAX: usize = 2 * 1024;
+
+/// Longest label (dot-separated part) of a handle or of an NSID's domain, in bytes (DNS: 63).
+pub const DOMAIN_LABEL_LENGTH_BYTES_MAX: usize = 63;
+
+/// Longest handle accepted, in bytes (a DNS name: 253 characters).
+pub const HANDLE_LENGTH_BYTES_MAX: usize = 253;
+
+/// Longest language tag accepted, in bytes. BCP 47 sets no maximum; real tags are a few
+/// dozen bytes and the reference Go implementation caps them at 128.
+pub const LANGUAGE_LENGTH_BYTES_MAX: usize = 128;
+
+/// Longest NSID accepted, in bytes: a 253-byte domain authority, a period and a 63-byte
+/// name. The authority alone is not bounded separately (see `syntax::nsid`).
+pub const NSID_LENGTH_BYTES_MAX: usize = HANDLE_LENGTH_BYTES_MAX + 1 + NSID_NAME_LENGTH_BYTES_MAX;
+
+/// Longest name segment (the last part) of an NSID, in bytes.
+pub const NSID_NAME_LENGTH_BYTES_MAX: usize = 63;
+
+/// Longest record key accepted, in bytes (the record-key spec's limit).
+pub const RECORD_KEY_LENGTH_BYTES_MAX: usize = 512;
+
+/// Longest generic URI accepted, in bytes (the Lexicon `uri` format's 8 KB limit).
+pub const URI_LENGTH_BYTES_MAX: usize = 8 * 1024;
+
+const _: () = assert!(NSID_NAME_LENGTH_BYTES_MAX <= DOMAIN_LABEL_LENGTH_BYTES_MAX);
