@@ -8,6 +8,7 @@
 // expect or panic (tests may; clippy.toml allows it there).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod api;
 pub mod config;
 pub mod frame;
 pub mod syntax;
