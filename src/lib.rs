@@ -11,4 +11,6 @@
 pub mod api;
 pub mod config;
 pub mod frame;
+pub mod identity;
 pub mod syntax;
+pub mod verify;

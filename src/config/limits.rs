@@ -52,3 +52,11 @@ pub const RECORD_KEY_LENGTH_BYTES_MAX: usize = 512;
 pub const URI_LENGTH_BYTES_MAX: usize = 8 * 1024;
 
 const _: () = assert!(NSID_NAME_LENGTH_BYTES_MAX <= DOMAIN_LABEL_LENGTH_BYTES_MAX);
+
+// ---- identity ----
+
+/// Largest decoded key encoding accepted from a DID document or a `did:key`: a 2-byte
+/// multicodec varint (0x1200, p256-pub) plus a 65-byte uncompressed SEC1 point.
+/// Base58 decoding writes into a fixed buffer of this size, so an oversized or hostile
+/// string is rejected after O(this) work instead of being decoded in full.
+pub const IDENTITY_KEY_DECODED_BYTES_MAX: usize = 67;
