@@ -7,4 +7,6 @@
 pub mod car;
 pub mod cbor;
 pub mod cid;
+pub mod commit;
+pub mod event;
 pub mod varint;
