@@ -8,9 +8,11 @@
 /// keeps validation's recursion (and a hostile input's cost) small.
 pub const CBOR_NESTING_DEPTH_MAX: usize = 128;
 
-/// Largest firehose message (one WebSocket binary message: header + body). The atproto
-/// sync spec (<https://atproto.com/specs/sync>, firehose size limits) caps a whole event
-/// at 5 MBytes; anything larger is rejected before it is parsed.
+/// Largest firehose message (one WebSocket binary message: header + body), checked before
+/// anything is parsed. The lexicon bounds only `blocks` (2,000,000 bytes) and `ops` (200);
+/// this whole-message bound of 5 MB follows the firehose size guidance of the atproto sync
+/// spec (<https://atproto.com/specs/sync>) and leaves room for a maximal commit plus its
+/// other fields.
 pub const FRAME_SIZE_BYTES_MAX: usize = 5_000_000;
 
 /// Largest `blocks` CAR slice of a `#commit`: `maxLength: 2000000` on `commit.blocks` in
@@ -25,18 +27,19 @@ pub const COMMIT_OPS_MAX: usize = 200;
 /// `maxLength: 10000` on `sync.blocks` in the `com.atproto.sync.subscribeRepos` lexicon.
 pub const SYNC_BLOCKS_BYTES_MAX: usize = 10_000;
 
-/// Longest DID accepted in a frame or commit: the atproto DID spec
-/// (<https://atproto.com/specs/did>) limits a DID to 2 KB (2048 characters, all ASCII).
-pub const DID_BYTES_MAX: usize = 2048;
+/// Longest repo path (`<collection>/<rkey>`) of a commit op, in bytes: an NSID of at most
+/// 317 bytes (a 253-byte domain authority, a period and a 63-byte name;
+/// <https://atproto.com/specs/nsid>), the `/`, and a record key of at most 512 bytes
+/// (<https://atproto.com/specs/record-key>).
+pub const REPO_OP_PATH_LENGTH_BYTES_MAX: usize = 317 + 1 + 512;
 
-/// Longest handle accepted in an `#identity` frame: the atproto handle spec
-/// (<https://atproto.com/specs/handle>) limits a handle to 253 characters (a DNS name).
-pub const HANDLE_BYTES_MAX: usize = 253;
+// ---- syntax ----
 
-/// Longest repo path (`<collection>/<rkey>`) of a commit op: an NSID is at most 317
-/// characters (<https://atproto.com/specs/nsid>), a record key at most 512
-/// (<https://atproto.com/specs/record-key>), plus the `/`.
-pub const REPO_OP_PATH_BYTES_MAX: usize = 317 + 1 + 512;
+/// Longest DID accepted, in bytes (the DID spec's initial hard limit of 2 KB).
+pub const DID_LENGTH_BYTES_MAX: usize = 2 * 1024;
+
+/// Longest handle accepted, in bytes (a DNS name: 253 characters).
+pub const HANDLE_LENGTH_BYTES_MAX: usize = 253;
 
 // A commit's or a sync's blocks must fit inside a frame together with the other fields.
 const _: () = assert!(COMMIT_BLOCKS_BYTES_MAX < FRAME_SIZE_BYTES_MAX);

@@ -17,7 +17,7 @@
 //!
 //! Does not check: DID or TID syntax, or that `data` points at a block you have.
 
-use crate::config::limits::DID_BYTES_MAX;
+use crate::config::limits::DID_LENGTH_BYTES_MAX;
 use crate::frame::cbor::{self, DecodeError, Encoder, Value};
 use crate::frame::cid::Cid;
 use std::fmt;
@@ -242,7 +242,7 @@ impl<'a> Commit<'a> {
 
 fn read_field<'a>(fields: &mut Fields<'a>, key: &str, value: Value<'a>) -> Result<(), CommitError> {
     match (key, value) {
-        ("did", Value::Text(did)) if did.len() > DID_BYTES_MAX => {
+        ("did", Value::Text(did)) if did.len() > DID_LENGTH_BYTES_MAX => {
             return Err(CommitError::FieldTooLong("did"));
         }
         ("did", Value::Text(did)) => fields.did = Some(did),

@@ -33,8 +33,8 @@
 //! indigo vectors carry it) reads as an empty list.
 
 use crate::config::limits::{
-    COMMIT_BLOCKS_BYTES_MAX, COMMIT_OPS_MAX, DID_BYTES_MAX, FRAME_SIZE_BYTES_MAX, HANDLE_BYTES_MAX,
-    REPO_OP_PATH_BYTES_MAX, SYNC_BLOCKS_BYTES_MAX,
+    COMMIT_BLOCKS_BYTES_MAX, COMMIT_OPS_MAX, DID_LENGTH_BYTES_MAX, FRAME_SIZE_BYTES_MAX,
+    HANDLE_LENGTH_BYTES_MAX, REPO_OP_PATH_LENGTH_BYTES_MAX, SYNC_BLOCKS_BYTES_MAX,
 };
 use crate::frame::cbor::{self, Array, ArrayIter, DecodeError, Encoder, Map, Value};
 use crate::frame::cid::Cid;
@@ -853,7 +853,7 @@ fn bounded_text<'a>(
 }
 
 fn did<'a>(field: &'static str, value: Value<'a>) -> Result<&'a str, FrameError> {
-    bounded_text(field, value, DID_BYTES_MAX)
+    bounded_text(field, value, DID_LENGTH_BYTES_MAX)
 }
 
 fn nullable_text<'a>(field: &'static str, value: Value<'a>) -> Result<Option<&'a str>, FrameError> {
@@ -915,7 +915,13 @@ fn parse_op(value: Value<'_>) -> Result<RepoOp<'_>, FrameError> {
     for (key, value) in map.iter() {
         match key {
             "action" => action = Some(OpAction::parse(text("op.action", value)?)?),
-            "path" => path = Some(bounded_text("op.path", value, REPO_OP_PATH_BYTES_MAX)?),
+            "path" => {
+                path = Some(bounded_text(
+                    "op.path",
+                    value,
+                    REPO_OP_PATH_LENGTH_BYTES_MAX,
+                )?)
+            }
             "cid" => cid = Some(nullable_link("op.cid", value)?),
             "prev" => prev = Some(link("op.prev", value)?),
             _ => {}
@@ -1029,7 +1035,7 @@ fn decode_identity<'a>(
             "seq" => seq = Some(read_seq(message, key, value)?),
             "did" => did_text = Some(did("did", value)?),
             "time" => time = Some(text("time", value)?),
-            "handle" => handle = Some(bounded_text("handle", value, HANDLE_BYTES_MAX)?),
+            "handle" => handle = Some(bounded_text("handle", value, HANDLE_LENGTH_BYTES_MAX)?),
             _ => {}
         }
     }
