@@ -8,5 +8,7 @@ pub mod atjson;
 pub mod car;
 pub mod cbor;
 pub mod cid;
+pub mod commit;
+pub mod event;
 pub mod varint;
 pub mod ws;

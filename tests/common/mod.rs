@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod atjson;
+
 use std::path::PathBuf;
 
 /// The root of the external fixture folders.
