@@ -6,3 +6,4 @@
 
 pub mod config;
 pub mod frame;
+pub mod verify;
