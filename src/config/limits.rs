@@ -91,3 +91,9 @@ const _: () = assert!(NSID_NAME_LENGTH_BYTES_MAX <= DOMAIN_LABEL_LENGTH_BYTES_MA
 /// Base58 decoding writes into a fixed buffer of this size, so an oversized or hostile
 /// string is rejected after O(this) work instead of being decoded in full.
 pub const IDENTITY_KEY_DECODED_BYTES_MAX: usize = 67;
+// ---- verify::mst ----
+
+/// Longest MST key (a repo path `collection/rkey`) accepted, in bytes. An NSID is at most
+/// 317 bytes and a record key at most 512, so every valid path fits; the bound keeps the
+/// stack buffer that rebuilds prefix-compressed keys small and fixed.
+pub const MST_KEY_BYTES_MAX: usize = 1024;

@@ -1,6 +1,9 @@
-//! Verify: pure checks of what upstream hosts send.
+//! Verify: pure checks of what upstream hosts send, after decoding.
 //!
-//! Owns the commit signature check (`signature`). Must not await, do IO, or mutate
-//! state: every function here is a synchronous function of its inputs.
+//! Owns: commit signatures (`signature`), repository structure — the Merkle Search Tree
+//! and Sync 1.1 commit proofs (`mst`).
+//! Must not: do IO, await, mutate state, or decode wire formats itself (that is `frame`);
+//! every check is a synchronous function of the blocks, keys and state the caller holds.
 
+pub mod mst;
 pub mod signature;
