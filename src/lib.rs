@@ -11,4 +11,5 @@
 pub mod api;
 pub mod config;
 pub mod frame;
+pub mod runtime;
 pub mod syntax;
