@@ -10,26 +10,18 @@ use relay::runtime::frames::{FrameRegionConfig, FrameWriter, RegionId};
 const SIZES: [(&str, usize); 2] = [("1KiB", 1024), ("1MiB", 1024 * 1024)];
 
 fn new_writer() -> FrameWriter {
-    match FrameWriter::new(RegionId::new(0), FrameRegionConfig::default()) {
-        Ok(writer) => writer,
-        Err(error) => panic!("frame region: {error}"),
-    }
+    FrameWriter::new(RegionId::new(0), FrameRegionConfig::default()).unwrap()
 }
 
-/// One frame's life; `read` stands in for the socket read into the window.
+/// One frame's life; `read` stands in for the socket read into the window. Every handle
+/// is dropped, so `reserve` always finds a segment to reclaim.
 fn frame_cycle(writer: &mut FrameWriter, len: usize, read: Option<&[u8]>) {
-    let Ok(mut slot) = writer.reserve(len) else {
-        panic!("reserve: every handle is dropped, so a segment is always reclaimable");
-    };
+    let mut slot = writer.reserve(len).unwrap();
     if let Some(bytes) = read {
         slot.unfilled_mut()[..len].copy_from_slice(bytes);
     }
-    let (Ok(()), filled) = (slot.advance(len), len) else {
-        panic!("advance");
-    };
-    let Ok(handle) = writer.commit(slot, filled) else {
-        panic!("commit");
-    };
+    slot.advance(len).unwrap();
+    let handle = writer.commit(slot, len).unwrap();
     let clone = handle.clone();
     black_box(clone.as_bytes().as_ptr());
     drop(handle);

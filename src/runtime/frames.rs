@@ -39,7 +39,9 @@
 //!   reserve the full length declared by the WebSocket header.
 //! * When no segment is free, `reserve` and `grow` return [`FrameBufferError::Backpressure`]
 //!   (counted): the caller stops reading its sockets (block, never drop) and retries after
-//!   [`FrameWriter::poll_reclaim`] frees a segment. `reserve` polls once by itself first.
+//!   [`FrameWriter::poll_reclaim`] frees a segment. The writer also reclaims at every
+//!   segment switch, so a just-drained (warm) segment is reused before an untouched one
+//!   and resident memory stays at the working set rather than the region size.
 //! * Cloning a handle is one relaxed increment of its segment's count; dropping it is one
 //!   release decrement, on any thread. Nothing is freed across threads: the owner sees the
 //!   count reach 0 in `poll_reclaim` and reuses the segment. The mapping outlives the

@@ -6,7 +6,8 @@
 //! Must not: hand out slices (the writer and the handles do, under their own invariants).
 //! Always checks: segment indexes and placements against the region (a bad one yields
 //! `None` or does nothing, never an access outside the mapping); that a count being raised
-//! is not 0. Does not check: that only the owner calls `activate` (the writer's job).
+//! is not 0, and that a segment being activated has none. Does not check: that only the
+//! owner calls `activate` (the writer's job).
 
 #![allow(unsafe_code)]
 
@@ -144,20 +145,30 @@ impl FrameRegion {
             .map_or(usize::MAX, |live| live.count.load(Ordering::Acquire))
     }
 
-    /// Start an epoch of a free segment (count 0, seen by the owner): the writer's bias
-    /// becomes its one live reference, and the epoch takes one strong reference of the
-    /// region, given back by whoever drops the count to 0 (see [`release`]).
-    pub(super) fn activate(self: &Arc<Self>, segment: u32) {
+    /// Start an epoch of a drained segment: its count goes from 0 to 1 (the writer's bias),
+    /// and the epoch takes one strong reference of the region, given back by whoever drops
+    /// the count to 0 again (see [`release`]). Refuses (`false`) a segment that still has
+    /// live references, so a broken caller cannot reuse memory under a reader.
+    pub(super) fn activate(self: &Arc<Self>, segment: u32) -> bool {
         let Some(live) = usize::try_from(segment)
             .ok()
             .and_then(|index| self.live.get(index))
         else {
-            return;
+            return false;
         };
+        // Acquire: every access through the references that drained it happens before the
+        // owner writes the segment again.
+        if live
+            .count
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
         // The raw pointer is `Arc::as_ptr`, which `release` passes back to
         // `Arc::decrement_strong_count`.
         let _epoch = Arc::into_raw(Arc::clone(self));
-        live.count.store(1, Ordering::Relaxed);
+        true
     }
 
     /// Take one more live reference of a segment the caller already holds one of.
@@ -276,5 +287,50 @@ impl Drop for FrameRegion {
         // hold one (directly or through their segment's epoch), so no slice into the
         // mapping is alive.
         unsafe { libc::munmap(self.base.as_ptr().cast(), self.region_bytes) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placements_stay_inside_their_segment() {
+        let config = FrameRegionConfig::new(2 * 4096, 4096).unwrap();
+        let region = FrameRegion::create(RegionId::new(0), &config).unwrap();
+        let start = region.placement(0, 0, 4096).unwrap();
+        assert_eq!(region.offset_of(start), 0);
+        let second = region.placement(1, 10, 4086).unwrap();
+        assert_eq!(region.offset_of(second), 4096 + 10);
+        assert!(region.placement(1, 10, 4087).is_none());
+        assert!(region.placement(2, 0, 1).is_none());
+        assert!(region.placement(0, u32::MAX, u32::MAX).is_none());
+        assert_eq!(
+            region.live_count(2),
+            usize::MAX,
+            "an unknown segment is never free"
+        );
+        assert_eq!(region.live_references(2), None);
+    }
+
+    #[test]
+    fn each_epoch_holds_one_region_reference() {
+        let config = FrameRegionConfig::new(2 * 4096, 4096).unwrap();
+        let region = FrameRegion::create(RegionId::new(0), &config).unwrap();
+        let pointer = NonNull::new(Arc::as_ptr(&region).cast_mut()).unwrap();
+        assert!(region.activate(1));
+        assert!(
+            !region.activate(1),
+            "a segment with live references is not reused"
+        );
+        region.pin(1);
+        assert_eq!((Arc::strong_count(&region), region.live_count(1)), (2, 2));
+        // SAFETY: releases the pin and then the bias taken just above.
+        unsafe { release(pointer, 1) };
+        assert_eq!(Arc::strong_count(&region), 2);
+        // SAFETY: as above.
+        unsafe { release(pointer, 1) };
+        assert_eq!((Arc::strong_count(&region), region.live_count(1)), (1, 0));
+        assert!(!region.activate(2), "no such segment");
     }
 }

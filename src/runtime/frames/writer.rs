@@ -121,8 +121,11 @@ impl FrameWriter {
     /// Create core `id`'s region (memfd, ftruncate, mmap) and its writer. Call on the core
     /// that will own it.
     pub fn new(id: RegionId, config: FrameRegionConfig) -> Result<Self, FrameBufferError> {
-        let segments = u32::try_from(config.segment_count())
-            .map_err(|_| FrameBufferError::TooFewSegments { segments: 0 })?;
+        let segments = u32::try_from(config.segment_count()).map_err(|_| {
+            FrameBufferError::RegionTooLarge {
+                region_bytes: config.region_bytes(),
+            }
+        })?;
         let segment_bytes = u32::try_from(config.segment_bytes()).map_err(|_| {
             FrameBufferError::SegmentSizeInvalid {
                 segment_bytes: config.segment_bytes(),
@@ -318,8 +321,12 @@ impl FrameWriter {
             return Ok((active.index, start));
         }
         let fresh = self.take_free_segment()?;
+        if !self.region.activate(fresh) {
+            // Not drained after all (a broken invariant): leave it to a later reclaim.
+            self.sealed.push(fresh);
+            return Err(FrameBufferError::OutOfRegion);
+        }
         self.seal_active();
-        self.region.activate(fresh);
         self.active = Some(ActiveSegment {
             index: fresh,
             bump: len,
@@ -327,10 +334,11 @@ impl FrameWriter {
         Ok((fresh, 0))
     }
 
+    /// Reclaim first, so a just-drained segment (warm in cache, pages already faulted in)
+    /// is reused before one never touched: RSS stays at the working set, not the region.
+    /// Once per segment switch, over at most the segment count.
     fn take_free_segment(&mut self) -> Result<u32, FrameBufferError> {
-        if self.free.is_empty() {
-            self.poll_reclaim();
-        }
+        self.poll_reclaim();
         let Some(segment) = self.free.pop() else {
             self.region.cells().backpressure_events.add(1);
             return Err(FrameBufferError::Backpressure);
@@ -438,5 +446,85 @@ fn check_used(used_len: usize, filled: u32) -> Result<u32, FrameBufferError> {
             requested: used_len,
             filled: filled as usize,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer() -> FrameWriter {
+        let config = FrameRegionConfig::new(3 * 4096, 4096).unwrap();
+        FrameWriter::new(RegionId::new(0), config).unwrap()
+    }
+
+    fn committed(writer: &mut FrameWriter, len: usize) -> FrameHandle {
+        let mut slot = writer.reserve(len).unwrap();
+        slot.advance(len).unwrap();
+        writer.commit(slot, len).unwrap()
+    }
+
+    #[test]
+    fn segments_move_free_active_sealed_free() {
+        let mut writer = writer();
+        assert_eq!((writer.free.len(), writer.active.is_none()), (3, true));
+        let first = committed(&mut writer, 3000);
+        let active = writer.active.unwrap();
+        assert_eq!((active.index, active.bump), (0, 3000));
+        // Bias + one handle.
+        assert_eq!(writer.region.live_references(0), Some(2));
+        let second = committed(&mut writer, 3000);
+        assert_eq!(writer.active.unwrap().index, 1);
+        assert_eq!(writer.sealed, vec![0]);
+        assert_eq!(
+            writer.region.live_references(0),
+            Some(1),
+            "bias given back on seal"
+        );
+        drop(first);
+        assert_eq!(writer.region.live_references(0), Some(0));
+        assert_eq!(writer.poll_reclaim(), 1);
+        assert_eq!((writer.free.clone(), writer.sealed.len()), (vec![2, 0], 0));
+        drop(second);
+        let third = committed(&mut writer, 3000);
+        assert_eq!(
+            third.segment(),
+            0,
+            "the most recently drained segment first"
+        );
+    }
+
+    #[test]
+    fn a_drained_segment_is_reused_before_an_untouched_one() {
+        let mut writer = writer();
+        for _ in 0..50 {
+            let handle = committed(&mut writer, 3000);
+            assert!(handle.segment() < 2, "segment {}", handle.segment());
+        }
+        assert!(writer.counters().segments_reclaimed > 10);
+    }
+
+    #[test]
+    fn an_open_slot_pins_its_segment() {
+        let mut writer = writer();
+        let slot = writer.reserve(4096).unwrap();
+        let _next = writer.reserve(1).unwrap();
+        assert_eq!(writer.region.live_references(0), Some(1));
+        assert_eq!(writer.poll_reclaim(), 0);
+        drop(slot);
+        assert_eq!(writer.poll_reclaim(), 1);
+    }
+
+    #[test]
+    fn the_writer_never_allocates_its_lists_again() {
+        let mut writer = writer();
+        let capacities = (writer.free.capacity(), writer.sealed.capacity());
+        for _ in 0..100 {
+            drop(committed(&mut writer, 4000));
+        }
+        assert_eq!(
+            (writer.free.capacity(), writer.sealed.capacity()),
+            capacities
+        );
     }
 }
