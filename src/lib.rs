@@ -12,5 +12,6 @@ pub mod api;
 pub mod config;
 pub mod frame;
 pub mod identity;
+pub mod runtime;
 pub mod syntax;
 pub mod verify;

@@ -38,6 +38,41 @@ const _: () = assert!(REPO_OP_PATH_LENGTH_BYTES_MAX == 317 + 1 + 512);
 // A commit's or a sync's blocks must fit inside a frame together with the other fields.
 const _: () = assert!(COMMIT_BLOCKS_BYTES_MAX < FRAME_SIZE_BYTES_MAX);
 const _: () = assert!(SYNC_BLOCKS_BYTES_MAX < COMMIT_BLOCKS_BYTES_MAX);
+// ---- runtime ----
+
+/// Largest frame a core's shared-memory frame buffer holds, in bytes: the firehose frame
+/// bound (a larger WebSocket message is refused from its header, before it is read).
+pub const FRAME_BUFFER_FRAME_BYTES_MAX: usize = FRAME_SIZE_BYTES_MAX;
+
+/// Default size of one ingest core's frame region (memfd + mmap), in bytes; a runtime
+/// parameter. It is the whole budget of in-flight frame bytes of that core: when every
+/// segment is pinned by live frames the core stops reading its sockets.
+pub const FRAME_REGION_BYTES: usize = 256 * 1024 * 1024;
+
+/// Largest frame region accepted as a runtime parameter, in bytes.
+pub const FRAME_REGION_BYTES_MAX: usize = 16 * 1024 * 1024 * 1024;
+
+/// Fewest segments a frame region may have: one being written while another drains.
+pub const FRAME_REGION_SEGMENTS_MIN: usize = 2;
+
+/// Default size of one segment of a frame region, in bytes: the unit of reuse. A largest
+/// frame plus slack, so a maximal frame always fits in a fresh segment.
+pub const FRAME_SEGMENT_BYTES: usize = 8 * 1024 * 1024;
+
+/// Largest segment accepted as a runtime parameter, in bytes (offsets inside a segment are
+/// `u32`).
+pub const FRAME_SEGMENT_BYTES_MAX: usize = 1024 * 1024 * 1024;
+
+/// Longest encoding of a relay seq spliced into an outgoing frame, in bytes: an unsigned
+/// integer head of one byte plus eight.
+pub const OUT_FRAME_SEQ_BYTES_MAX: usize = 9;
+
+const _: () = assert!(FRAME_SEGMENT_BYTES >= FRAME_BUFFER_FRAME_BYTES_MAX + 1024 * 1024);
+const _: () = assert!(FRAME_SEGMENT_BYTES <= FRAME_SEGMENT_BYTES_MAX);
+const _: () = assert!(FRAME_SEGMENT_BYTES_MAX <= u32::MAX as usize);
+const _: () = assert!(FRAME_REGION_BYTES.is_multiple_of(FRAME_SEGMENT_BYTES));
+const _: () = assert!(FRAME_REGION_BYTES / FRAME_SEGMENT_BYTES >= FRAME_REGION_SEGMENTS_MIN);
+const _: () = assert!(FRAME_REGION_BYTES <= FRAME_REGION_BYTES_MAX);
 
 // ---- syntax ----
 

@@ -1,0 +1,23 @@
+//! Runtime: the machinery the data plane runs on (core roles, rings, arenas, shutdown as
+//! they land). Today: [`frames`], the shared-memory buffers that frame bytes are read into.
+//!
+//! Owns: memory and thread plumbing that carries bytes between cores. Must not: know any
+//! atproto type (frames are opaque bytes here; decoding lives in `frame`, the seq splice
+//! is computed by the sequencer), nor do socket IO (the upstream layer reads *into*
+//! these buffers).
+//!
+//! The frame path this module serves (docs/frame-buffers.md has the whole design):
+//!
+//! ```text
+//! ingest core                         sequencer core            log writer / consumers
+//! socket read ──▶ WriteSlot (window   FrameHandle over the      OutFrame gather:
+//!                 in its memfd        SPSC ring (24 bytes)  ──▶ prefix │ seq │ suffix
+//!                 segment) ─commit─▶                            from the same bytes
+//!       ▲                                                              │
+//!       └──── poll_reclaim: a sealed segment whose live count is 0 ◀───┘ last drop
+//! ```
+//!
+//! No user-space copy of frame bytes happens after the socket read, and no heap allocation
+//! happens per frame: the region is sized once, segments are reused whole.
+
+pub mod frames;
