@@ -9,5 +9,6 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod config;
+pub mod eventlog;
 pub mod frame;
 pub mod syntax;
