@@ -171,30 +171,70 @@ impl Crc32c {
 
     /// Feed more bytes.
     pub fn update(mut self, bytes: &[u8]) -> Self {
-        let mut crc = self.0;
-        let (words, tail) = bytes.as_chunks::<8>();
-        for &[b0, b1, b2, b3, b4, b5, b6, b7] in words {
-            let lo = u32::from_le_bytes([b0, b1, b2, b3]) ^ crc;
-            let hi = u32::from_le_bytes([b4, b5, b6, b7]);
-            crc = lookup(7, lo)
-                ^ lookup(6, lo >> 8)
-                ^ lookup(5, lo >> 16)
-                ^ lookup(4, lo >> 24)
-                ^ lookup(3, hi)
-                ^ lookup(2, hi >> 8)
-                ^ lookup(1, hi >> 16)
-                ^ lookup(0, hi >> 24);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(crc) = crc32c_sse42::update(self.0, bytes) {
+            self.0 = crc;
+            return self;
         }
-        for &byte in tail {
-            crc = (crc >> 8) ^ lookup(0, crc ^ u32::from(byte));
-        }
-        self.0 = crc;
+        self.0 = crc32c_software(self.0, bytes);
         self
     }
 
     /// The checksum of everything fed so far.
     pub fn finish(self) -> u32 {
         !self.0
+    }
+}
+
+/// Slice-by-8 over the running (non-inverted) state.
+fn crc32c_software(state: u32, bytes: &[u8]) -> u32 {
+    let mut crc = state;
+    let (words, tail) = bytes.as_chunks::<8>();
+    for &[b0, b1, b2, b3, b4, b5, b6, b7] in words {
+        let lo = u32::from_le_bytes([b0, b1, b2, b3]) ^ crc;
+        let hi = u32::from_le_bytes([b4, b5, b6, b7]);
+        crc = lookup(7, lo)
+            ^ lookup(6, lo >> 8)
+            ^ lookup(5, lo >> 16)
+            ^ lookup(4, lo >> 24)
+            ^ lookup(3, hi)
+            ^ lookup(2, hi >> 8)
+            ^ lookup(1, hi >> 16)
+            ^ lookup(0, hi >> 24);
+    }
+    for &byte in tail {
+        crc = (crc >> 8) ^ lookup(0, crc ^ u32::from(byte));
+    }
+    crc
+}
+
+/// The SSE4.2 `crc32` instruction computes the same CRC-32C step (same polynomial, same
+/// reflected state) about 4x faster than the tables; every appended byte goes through it
+/// on the writer thread.
+#[cfg(target_arch = "x86_64")]
+mod crc32c_sse42 {
+    #![allow(unsafe_code)]
+    use std::arch::x86_64::{_mm_crc32_u8, _mm_crc32_u64};
+
+    #[target_feature(enable = "sse4.2")]
+    fn update_sse42(state: u32, bytes: &[u8]) -> u32 {
+        let (words, tail) = bytes.as_chunks::<8>();
+        let wide = words.iter().fold(u64::from(state), |crc, word| {
+            _mm_crc32_u64(crc, u64::from_le_bytes(*word))
+        });
+        // The instruction leaves the 32-bit state in the low half.
+        tail.iter()
+            .fold(wide as u32, |crc, &byte| _mm_crc32_u8(crc, byte))
+    }
+
+    /// The updated state, or `None` when the CPU lacks SSE4.2.
+    pub(super) fn update(state: u32, bytes: &[u8]) -> Option<u32> {
+        if std::arch::is_x86_feature_detected!("sse4.2") {
+            // SAFETY: `update_sse42` only requires SSE4.2, detected just above.
+            Some(unsafe { update_sse42(state, bytes) })
+        } else {
+            None
+        }
     }
 }
 
@@ -538,6 +578,18 @@ mod tests {
         let ascending: Vec<u8> = (0u8..32).collect();
         assert_eq!(crc32c(&ascending), 0x46DD_794E);
         assert_eq!(crc32c(b""), 0);
+    }
+
+    #[test]
+    fn crc32c_hardware_and_tables_agree() {
+        let data: Vec<u8> = (0..4099u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for len in [0, 1, 7, 8, 9, 63, 64, 65, 4099] {
+            let expected = !crc32c_software(!0, &data[..len]);
+            assert_eq!(crc32c(&data[..len]), expected, "len {len}");
+        }
+        assert_eq!(!crc32c_software(!0, b"123456789"), 0xE306_9283);
     }
 
     #[test]

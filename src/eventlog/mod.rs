@@ -133,7 +133,7 @@ pub enum IoBackendChoice {
 /// The write path the writer thread ended up with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IoBackend {
-    /// `IORING_OP_WRITEV` + `IORING_OP_FSYNC` (datasync) on the writer's own ring.
+    /// `IORING_OP_WRITEV` on the writer's own ring, then a direct `fdatasync`.
     Uring,
     /// `writev` + `fdatasync` system calls.
     Fallback,

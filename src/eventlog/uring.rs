@@ -1,11 +1,13 @@
-//! The writer's io_uring: gathered writes at an offset (`IORING_OP_WRITEV`) and
-//! `fdatasync` (`IORING_OP_FSYNC` with `IORING_FSYNC_DATASYNC`).
+//! The writer's io_uring: gathered writes at an offset (`IORING_OP_WRITEV`).
 //!
-//! Owns: the ring and the only `unsafe` of the event log (pushing submission entries that
-//! point at caller memory). A group commit goes in one `io_uring_enter`: the writev
-//! chunks (at most `IOV_MAX` iovecs each) linked in order, then the fdatasync linked after
-//! them, so a short or failed write cancels the sync. Anything left over (a short write)
-//! is finished one operation at a time.
+//! Owns: the ring and the only `unsafe` of the writer (pushing submission entries that
+//! point at caller memory). A run of records goes in one `io_uring_enter`: its writev
+//! chunks (at most `IOV_MAX` iovecs each) linked in order, so a short write cancels the
+//! chunks after it and what was written is always a prefix; the rest is then finished one
+//! operation at a time. fdatasync is not submitted here: the kernel always hands
+//! `IORING_OP_FSYNC` to an io-wq worker thread, and on the reference machine that hop cost
+//! about 50 µs per group commit over a direct `fdatasync` (docs/specs/eventlog-format.md,
+//! "Measurements"), so the writer calls `File::sync_data` itself.
 //! Must not: return while an operation it submitted may still be running: every entry
 //! pushed is reaped before `write` returns, except when the ring itself fails, in which
 //! case it says so (`in_flight_unknown`) and the caller leaks the memory instead of
@@ -25,6 +27,8 @@ use std::os::fd::AsRawFd;
 const ECANCELED: i32 = 125;
 const EINTR: i32 = 4;
 const EAGAIN: i32 = 11;
+/// `io_uring_enter` with a full completion queue: reap, then enter again.
+const EBUSY: i32 = 16;
 
 /// A submitted operation whose completion has not been reaped yet would make returning
 /// unsound; this marks the failures after which that cannot be ruled out.
@@ -63,40 +67,32 @@ impl Ring {
         })
     }
 
-    /// Write `slices` contiguously at `offset`, then fdatasync when `sync` is set.
+    /// Write `slices` contiguously at `offset` (no sync: the caller fdatasyncs).
     pub(crate) fn write(
         &mut self,
         file: &File,
         offset: u64,
         slices: &[IoSlice<'_>],
-        sync: bool,
     ) -> Result<(), WriteFailure> {
         let fd = types::Fd(file.as_raw_fd());
         let chunks: Vec<&[IoSlice<'_>]> = slices.chunks(EVENTLOG_WRITEV_SLICES_MAX).collect();
-        let ops = chunks.len() + usize::from(sync);
-        if ops > EVENTLOG_URING_ENTRIES_MAX as usize {
-            return self.finish_sequentially(fd, offset, slices, 0, sync);
+        if chunks.len() > EVENTLOG_URING_ENTRIES_MAX as usize {
+            return self.finish_sequentially(fd, offset, slices, 0);
         }
-        let mut entries = Vec::with_capacity(ops);
+        let mut entries = Vec::with_capacity(chunks.len());
         let mut at = offset;
         for (i, chunk) in chunks.iter().enumerate() {
             let entry = opcode::Writev::new(fd, chunk.as_ptr().cast(), chunk.len() as u32)
                 .offset(at)
                 .build()
                 .user_data(i as u64);
-            let linked = i + 1 < chunks.len() || sync;
+            let linked = i + 1 < chunks.len();
             entries.push(if linked {
                 entry.flags(squeue::Flags::IO_LINK)
             } else {
                 entry
             });
             at += total_len(chunk);
-        }
-        if sync {
-            let fsync = opcode::Fsync::new(fd)
-                .flags(types::FsyncFlags::DATASYNC)
-                .build();
-            entries.push(fsync.user_data(chunks.len() as u64));
         }
         let results = self.submit_all(&entries)?;
         let mut written = 0u64;
@@ -105,16 +101,10 @@ impl Ring {
             let done = u64::try_from(*result).unwrap_or(0).min(expected);
             written += done;
             if done < expected {
-                return self.finish_sequentially(fd, offset, slices, written, sync);
+                return self.finish_sequentially(fd, offset, slices, written);
             }
         }
-        match results.get(chunks.len()) {
-            Some(&result) if sync && result < 0 => Err(op_failure(
-                "fdatasync",
-                io::Error::from_raw_os_error(-result),
-            )),
-            _ => Ok(()),
-        }
+        Ok(())
     }
 
     /// Push `entries` and wait for all their completions; results in entry order.
@@ -127,7 +117,7 @@ impl Ring {
                     io::Error::other("submission queue full"),
                 ));
             }
-            // SAFETY: each entry points at an iovec array (`chunks` of the caller's
+            // SAFETY: each entry points at an iovec array (a chunk of the caller's
             // `slices`) and the iovecs point at memory the caller keeps borrowed until this
             // function returns; it returns only after every pushed entry completed, or with
             // `in_flight_unknown`, after which the caller leaks that memory (never frees it).
@@ -140,11 +130,7 @@ impl Ring {
         while pending > 0 {
             match self.ring.submit_and_wait(pending) {
                 Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(EINTR | EAGAIN) | Some(16 /* EBUSY */)
-                    ) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(EINTR | EAGAIN | EBUSY)) => {}
                 Err(e) => return Err(ring_failure("uring_enter", e)),
             }
             for cqe in self.ring.completion() {
@@ -160,19 +146,19 @@ impl Ring {
             .collect())
     }
 
-    /// Complete a write that fell short, one operation at a time, then sync.
+    /// Complete a write that fell short (or is too long for one submission), one
+    /// operation at a time, from `written` bytes on.
     fn finish_sequentially(
         &mut self,
         fd: types::Fd,
         offset: u64,
         slices: &[IoSlice<'_>],
         mut written: u64,
-        sync: bool,
     ) -> Result<(), WriteFailure> {
         let total = total_len(slices);
         let mut rest: Vec<IoSlice<'_>> = slices.to_vec();
         let mut rest_view: &mut [IoSlice<'_>] = &mut rest;
-        // Cannot panic: `written` never exceeds the total length.
+        // Cannot panic: the amount is clamped to the total length.
         IoSlice::advance_slices(&mut rest_view, written.min(total) as usize);
         while written < total {
             let count = rest_view.len().min(EVENTLOG_WRITEV_SLICES_MAX);
@@ -180,43 +166,20 @@ impl Ring {
                 .offset(offset + written)
                 .build()
                 .user_data(0);
-            let result = self
-                .submit_all(&[entry])?
-                .first()
-                .copied()
-                .unwrap_or(-ECANCELED);
-            match result {
+            let results = self.submit_all(&[entry])?;
+            match results.first().copied().unwrap_or(-ECANCELED) {
                 r if r == -EINTR || r == -EAGAIN => continue,
                 r if r < 0 => return Err(op_failure("writev", io::Error::from_raw_os_error(-r))),
-                0 => {
-                    return Err(op_failure(
-                        "writev",
-                        io::Error::from(io::ErrorKind::WriteZero),
-                    ));
-                }
+                0 => return Err(op_failure("writev", io::ErrorKind::WriteZero.into())),
                 r => {
+                    // Cannot panic: the kernel never reports more than the iovecs hold.
                     let done = (r as u64).min(total - written);
                     written += done;
                     IoSlice::advance_slices(&mut rest_view, done as usize);
                 }
             }
         }
-        if !sync {
-            return Ok(());
-        }
-        let fsync = opcode::Fsync::new(fd)
-            .flags(types::FsyncFlags::DATASYNC)
-            .build()
-            .user_data(0);
-        match self
-            .submit_all(&[fsync])?
-            .first()
-            .copied()
-            .unwrap_or(-ECANCELED)
-        {
-            r if r < 0 => Err(op_failure("fdatasync", io::Error::from_raw_os_error(-r))),
-            _ => Ok(()),
-        }
+        Ok(())
     }
 }
 

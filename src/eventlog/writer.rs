@@ -8,9 +8,10 @@
 //! caller's own slices; the caller's record object is held until its group is durable,
 //! then dropped on this thread), segment roll at `segment_bytes`, fdatasync, and
 //! publishing the durable seq (an `AtomicU64`, then the optional wake-up callback).
-//! Backends: io_uring (`uring.rs`) or, where io_uring is unavailable (ENOSYS/EPERM in
-//! sandboxes, `kernel.io_uring_disabled`, or built without the `server` feature), a
-//! positioned `writev` loop plus `fdatasync`, with a logged warning.
+//! Backends for the gathered write: io_uring `IORING_OP_WRITEV` (`uring.rs`) or, where
+//! io_uring is unavailable (ENOSYS/EPERM in sandboxes, `kernel.io_uring_disabled`, or
+//! built without the `server` feature), a positioned `writev` loop, with a logged warning.
+//! Either way the group commit ends with one direct `fdatasync` (see uring.rs for why).
 //! Must not: run on a data-plane core (it blocks on the disk; it is a plain thread, not a
 //! glommio executor), copy payload bytes, or publish a seq before its fdatasync returned.
 //! Always checks: seq strictly increasing and payload/slice bounds (at append, so the
@@ -295,6 +296,8 @@ fn select_backend(choice: super::IoBackendChoice) -> (IoBackend, Io) {
 }
 
 impl Io {
+    /// Write the slices at `offset`; with `sync`, fdatasync afterwards (always a direct
+    /// system call, see uring.rs for why).
     fn write(
         &mut self,
         file: &File,
@@ -304,21 +307,24 @@ impl Io {
     ) -> Result<(), WriteFailure> {
         match self {
             #[cfg(feature = "server")]
-            Io::Uring(ring) => ring.write(file, offset, slices, sync),
-            Io::Plain => plain_write(file, offset, slices, sync),
+            Io::Uring(ring) => ring.write(file, offset, slices)?,
+            Io::Plain => plain_write(file, offset, slices)?,
         }
+        if sync {
+            file.sync_data().map_err(|error| WriteFailure {
+                op: "fdatasync",
+                error,
+                in_flight_unknown: false,
+            })?;
+        }
+        Ok(())
     }
 }
 
-/// The fallback: seek, then `writev` until everything is written, then `fdatasync`. The
+/// The fallback: seek, then `writev` until everything is written. The
 /// writer thread is the only user of this descriptor, so seek + writev is as positioned as
 /// `pwritev` (which std does not expose without `unsafe`).
-fn plain_write(
-    file: &File,
-    offset: u64,
-    slices: &[IoSlice<'_>],
-    sync: bool,
-) -> Result<(), WriteFailure> {
+fn plain_write(file: &File, offset: u64, slices: &[IoSlice<'_>]) -> Result<(), WriteFailure> {
     let fail = |op, error| WriteFailure {
         op,
         error,
@@ -340,9 +346,6 @@ fn plain_write(
                 Err(e) => return Err(fail("writev", e)),
             }
         }
-    }
-    if sync {
-        file.sync_data().map_err(|e| fail("fdatasync", e))?;
     }
     Ok(())
 }
