@@ -294,6 +294,8 @@ pub enum EventLogError {
     },
     /// The tombstone file reached `EVENTLOG_TOMBSTONE_FILE_BYTES_MAX`.
     TombstoneFileFull,
+    /// The next seq would exceed `EVENTLOG_SEQ_MAX`.
+    SeqExhausted,
 }
 
 impl EventLogError {
@@ -315,6 +317,7 @@ impl EventLogError {
             EventLogError::CursorOutdated { .. } => "cursor_outdated",
             EventLogError::TombstoneCorrupt { .. } => "tombstone_corrupt",
             EventLogError::TombstoneFileFull => "tombstone_file_full",
+            EventLogError::SeqExhausted => "seq_exhausted",
         }
     }
 }
@@ -376,6 +379,7 @@ impl std::fmt::Display for EventLogError {
                 write!(f, "tombstone file corrupt at offset {offset}: {defect}")
             }
             EventLogError::TombstoneFileFull => f.write_str("tombstone file full"),
+            EventLogError::SeqExhausted => f.write_str("no seq left below the seq bound"),
         }
     }
 }
@@ -467,7 +471,10 @@ impl EventLog {
     pub fn open(config: &EventLogConfig) -> Result<(EventLog, RecoveryReport), EventLogError> {
         let settings = config.validate()?;
         let dir = config.data_dir.join(EVENTLOG_DIR_NAME);
-        std::fs::create_dir_all(&dir).map_err(|e| io_error("create_dir", &dir, e))?;
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir).map_err(|e| io_error("create_dir", &dir, e))?;
+            sync_dir(&config.data_dir).map_err(|e| io_error("sync_dir", &config.data_dir, e))?;
+        }
         let lock_path = dir.join(LOCK_FILE_NAME);
         let lock_file = OpenOptions::new()
             .create(true)
@@ -475,9 +482,10 @@ impl EventLog {
             .write(true)
             .open(&lock_path)
             .map_err(|e| io_error("open_lock", &lock_path, e))?;
-        lock_file
-            .try_lock()
-            .map_err(|_| EventLogError::Locked(dir.clone()))?;
+        lock_file.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => EventLogError::Locked(dir.clone()),
+            std::fs::TryLockError::Error(e) => io_error("lock", &lock_path, e),
+        })?;
         let recovered = recovery::recover(&dir, config.seq_floor)?;
         let (tombstones, tombstone_bytes_cut) = tombstones::Tombstones::open(&dir)?;
         sync_dir(&dir).map_err(|e| io_error("sync_dir", &dir, e))?;

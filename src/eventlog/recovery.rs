@@ -169,7 +169,8 @@ pub(crate) fn recover(dir: &Path, seq_floor: u64) -> Result<Recovered, EventLogE
         tail.salvaged_seq,
         last_segment_first,
         seq_floor,
-    );
+    )
+    .ok_or(EventLogError::SeqExhausted)?;
     let report = RecoveryReport {
         segments: segments.len(),
         last_seq: tail.last_seq.and_then(Seq::new),
@@ -195,13 +196,15 @@ pub(crate) fn choose_next_seq(
     salvaged_seq: Option<u64>,
     last_segment_first_seq: Option<u64>,
     seq_floor: u64,
-) -> Seq {
+) -> Option<Seq> {
     let after = |s: Option<u64>| s.map_or(0, |v| v.saturating_add(1));
     let next = after(last_seq)
         .max(after(salvaged_seq))
         .max(last_segment_first_seq.unwrap_or(0))
-        .max(seq_floor);
-    Seq::new(next).unwrap_or(Seq::FIRST)
+        .max(seq_floor)
+        .max(1);
+    // Past `EVENTLOG_SEQ_MAX` there is no valid seq left: refuse rather than wrap.
+    Seq::new(next)
 }
 
 #[derive(Debug, Default)]
@@ -321,10 +324,15 @@ mod tests {
 
     #[test]
     fn next_seq_takes_the_highest_bound() {
-        assert_eq!(choose_next_seq(None, None, None, 0).get(), 1);
-        assert_eq!(choose_next_seq(Some(9), None, Some(5), 0).get(), 10);
-        assert_eq!(choose_next_seq(Some(9), Some(12), Some(5), 0).get(), 13);
-        assert_eq!(choose_next_seq(None, None, Some(20), 0).get(), 20);
-        assert_eq!(choose_next_seq(Some(9), None, Some(5), 1000).get(), 1000);
+        let next = |a, b, c, d| choose_next_seq(a, b, c, d).map(|s| s.get());
+        assert_eq!(next(None, None, None, 0), Some(1));
+        assert_eq!(next(Some(9), None, Some(5), 0), Some(10));
+        assert_eq!(next(Some(9), Some(12), Some(5), 0), Some(13));
+        assert_eq!(next(None, None, Some(20), 0), Some(20));
+        assert_eq!(next(Some(9), None, Some(5), 1000), Some(1000));
+        let max = crate::config::limits::EVENTLOG_SEQ_MAX;
+        assert_eq!(next(Some(max - 1), None, None, 0), Some(max));
+        assert_eq!(next(Some(max), None, None, 0), None);
+        assert_eq!(next(None, Some(u64::MAX), None, 0), None);
     }
 }
