@@ -7,6 +7,7 @@
 //! Must not: read or write segment bytes (scan.rs reads, writer.rs writes).
 //! Always checks: nothing beyond ordering; the table keeps segments sorted by first seq
 //! because the writer only ever appends a segment with a larger first seq.
+//! Does not check: that the files exist (readers open them and handle their absence).
 
 use super::Seq;
 use super::index::SparseIndex;

@@ -10,6 +10,8 @@
 //! entry (a crash during an append that therefore never returned) is cut; a bad entry
 //! followed by valid ones is corruption and refuses the open, because dropping a takedown
 //! would silently republish taken-down content.
+//! Does not check: whether the account exists, or whether a reversal matches an earlier
+//! takedown (the last entry for an account wins).
 
 use super::format::{
     FILE_HEADER_LEN, TOMBSTONE_ENTRY_LEN, TombstoneEntry, decode_tombstone_file_header,

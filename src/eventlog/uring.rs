@@ -13,6 +13,7 @@
 //! case it says so (`in_flight_unknown`) and the caller leaks the memory instead of
 //! freeing it under the kernel.
 //! Always checks: every completion's result (errors, short writes, zero-length writes).
+//! Does not check: what the bytes are, or the offset (the writer owns the file layout).
 
 #![allow(unsafe_code)]
 

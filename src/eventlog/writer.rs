@@ -18,7 +18,8 @@
 //! sequencer gets the error synchronously), every write and sync result. After a failed
 //! write or fdatasync the writer stops for good: the page cache state is unknown after a
 //! failed fdatasync, so retrying could report lost data as durable. Recovery at the next
-//! open re-verifies the tail.
+//! open re-verifies the tail. Does not check: payload contents, or that account keys and
+//! kinds mean anything (the caller's business).
 
 use super::format::{
     FILE_HEADER_LEN, RECORD_HEADER_LEN, RecordHeader, SegmentHeader, segment_file_name,
