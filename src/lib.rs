@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod config;
+pub mod eventlog;
 pub mod frame;
 pub mod identity;
 pub mod runtime;

@@ -1,6 +1,71 @@
 //! Every bound of the product, named `*_max` (units last) in one place, with compile-time
 //! assertions tying related limits together. Sorted by the module that enforces them.
 
+// ---- eventlog ----
+
+/// Most records one recovery scan or one replay reads past a sparse-index entry before it
+/// reaches the wanted seq: the index keeps one entry per this many records of a segment.
+/// 256 keeps the index near 16 bytes per 256 records (about 1 MiB per 64 GiB of 1 KiB
+/// frames) while a lookup reads at most about one read-ahead buffer.
+pub const EVENTLOG_INDEX_SCAN_RECORDS_MAX: u64 = 256;
+
+/// Records the writer takes from its queue before it writes and fdatasyncs them as one
+/// group commit. 512 records of a few KiB amortise one fdatasync (about a millisecond on
+/// a virtio disk) over about 1 MiB of writes.
+pub const EVENTLOG_FSYNC_BATCH_RECORDS_MAX: usize = 512;
+
+/// Longest time, in microseconds, the writer waits for more records after the first record
+/// of a group commit arrived. It bounds the persist latency a record adds by waiting: a
+/// record is durable at most this long plus one write and one fdatasync after it reached
+/// the writer.
+pub const EVENTLOG_FSYNC_INTERVAL_MICROS_MAX: u64 = 2_000;
+
+/// Records that may wait in the queue between the sequencer and the writer thread. When it
+/// is full `Appender::append` blocks (backpressure to the sequencer) and
+/// `Appender::try_append` hands the record back. 8,192 covers several fdatasync periods at
+/// the 10,000 events/s burst target.
+pub const EVENTLOG_QUEUE_RECORDS_MAX: usize = 8_192;
+
+/// Bytes one replay reader reads ahead from a segment per pread.
+pub const EVENTLOG_READ_AHEAD_BYTES_MAX: usize = 256 * 1024;
+
+/// Largest payload (one outgoing firehose frame) a log record may carry, in bytes. Frames
+/// are at most 5 MB by the sync spec; 8 MiB leaves room for the header and the relay seq.
+pub const EVENTLOG_RECORD_PAYLOAD_BYTES_MAX: u32 = 8 * 1024 * 1024;
+
+/// Most byte slices one record may be gathered from (prefix / seq / suffix and the like).
+/// Bounds the iovecs per record so a group commit fits a few `writev` calls.
+pub const EVENTLOG_RECORD_SLICES_MAX: usize = 16;
+
+/// Size at which the writer starts a new segment file, in bytes. Whole segments are the
+/// unit of retention: 256 MiB deletes a few minutes of peak traffic at a time and keeps
+/// a 300 GiB window near 1,200 files.
+pub const EVENTLOG_SEGMENT_BYTES_MAX: u64 = 256 * 1024 * 1024;
+
+/// Largest relay seq: atproto seqs are positive integers below 2^53 (JavaScript-safe).
+pub const EVENTLOG_SEQ_MAX: u64 = (1 << 53) - 1;
+
+/// Largest takedown tombstone file, in bytes (32 bytes per entry: about two million
+/// takedowns and reversals). It is read whole into memory at open.
+pub const EVENTLOG_TOMBSTONE_FILE_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// Submission-queue entries of the writer's io_uring: one group commit submits its
+/// writev chunks and one fdatasync together.
+pub const EVENTLOG_URING_ENTRIES_MAX: u32 = 64;
+
+/// Iovecs one `writev` call takes (Linux `IOV_MAX`).
+pub const EVENTLOG_WRITEV_SLICES_MAX: usize = 1024;
+
+const _: () = assert!(EVENTLOG_RECORD_SLICES_MAX < EVENTLOG_WRITEV_SLICES_MAX);
+const _: () = assert!((EVENTLOG_RECORD_PAYLOAD_BYTES_MAX as u64) < EVENTLOG_SEGMENT_BYTES_MAX);
+// One group commit: (header + slices) iovecs per record, chunked by IOV_MAX, plus the
+// fdatasync, must fit the submission queue.
+const _: () = assert!(
+    (EVENTLOG_FSYNC_BATCH_RECORDS_MAX * (1 + EVENTLOG_RECORD_SLICES_MAX))
+        .div_ceil(EVENTLOG_WRITEV_SLICES_MAX)
+        < EVENTLOG_URING_ENTRIES_MAX as usize
+);
+
 // ---- frame ----
 
 /// Deepest nesting of arrays/maps a DAG-CBOR item may have. Firehose frames, commits and
