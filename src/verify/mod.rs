@@ -5,5 +5,6 @@
 //! Must not: do IO, await, mutate state, or decode wire formats itself (that is `frame`);
 //! every check is a synchronous function of the blocks, keys and state the caller holds.
 
+pub mod commit;
 pub mod mst;
 pub mod signature;
