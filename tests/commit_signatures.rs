@@ -6,19 +6,12 @@ mod common;
 
 use relay::frame::car::Blocks;
 use relay::frame::event::{Event, Frame};
-use relay::identity::key::{PublicKey, VerificationMethodRef};
+use relay::identity::key::PublicKey;
 use relay::verify::commit::{CommitSignatureError, verify_commit_signature};
 use relay::verify::signature::{Backend, ParsedKey, SignatureError};
 
 fn document_key(rel: &str) -> PublicKey {
-    let document = common::fixture_json(rel);
-    let methods = document["verificationMethod"].as_array().unwrap();
-    let refs = methods.iter().map(|method| VerificationMethodRef {
-        id: method["id"].as_str().unwrap(),
-        method_type: method["type"].as_str().unwrap(),
-        public_key_multibase: method["publicKeyMultibase"].as_str(),
-    });
-    PublicKey::from_atproto_verification_method(refs).unwrap()
+    common::atproto_key_of_document(rel).unwrap()
 }
 
 fn check_car(car_rel: &str, key: &PublicKey) -> Result<(), CommitSignatureError> {

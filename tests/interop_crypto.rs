@@ -15,7 +15,7 @@ use base64::engine::general_purpose::STANDARD_NO_PAD;
 use proptest::prelude::*;
 use serde_json::Value;
 
-use relay::identity::key::{Curve, KeyError, LegacyKeyType, PublicKey, VerificationMethodRef};
+use relay::identity::key::{Curve, KeyError, LegacyKeyType, PublicKey};
 use relay::identity::multibase::decode_base58btc;
 use relay::verify::signature::{Backend, ParsedKey, SignatureError, SigningKey, VerifierSet};
 
@@ -203,16 +203,8 @@ fn w3c_did_key_p256_private_to_public() {
     common::report("atproto-interop crypto/w3c_didkey_P256.json", cases.len());
 }
 
-/// The `#atproto` key of a DID document file, through the library's selection rule.
 fn atproto_key_of_document(rel: &str) -> Result<PublicKey, KeyError> {
-    let document = common::fixture_json(rel);
-    let methods = document["verificationMethod"].as_array().unwrap();
-    let refs = methods.iter().map(|method| VerificationMethodRef {
-        id: method["id"].as_str().unwrap(),
-        method_type: method["type"].as_str().unwrap(),
-        public_key_multibase: method["publicKeyMultibase"].as_str(),
-    });
-    PublicKey::from_atproto_verification_method(refs)
+    common::atproto_key_of_document(rel)
 }
 
 #[test]

@@ -57,3 +57,22 @@ pub fn fixture_lines(rel: &str) -> Vec<String> {
 pub fn report(suite: &str, cases: usize) {
     println!("suite {suite}: {cases} cases");
 }
+
+/// The `#atproto` key of a DID document fixture, through the library's selection rule.
+pub fn atproto_key_of_document(
+    rel: &str,
+) -> Result<relay::identity::key::PublicKey, relay::identity::key::KeyError> {
+    let document = fixture_json(rel);
+    let methods = document["verificationMethod"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let refs = methods
+        .iter()
+        .map(|method| relay::identity::key::VerificationMethodRef {
+            id: method["id"].as_str().unwrap_or(""),
+            method_type: method["type"].as_str().unwrap_or(""),
+            public_key_multibase: method["publicKeyMultibase"].as_str(),
+        });
+    relay::identity::key::PublicKey::from_atproto_verification_method(refs)
+}
