@@ -5,4 +5,5 @@
 //! network IO (resolution belongs to a resolver on the edge, not here).
 
 pub mod key;
+pub mod key_cache;
 pub mod multibase;
