@@ -197,3 +197,14 @@ pub const IDENTITY_KEY_DECODED_BYTES_MAX: usize = 67;
 /// 317 bytes and a record key at most 512, so every valid path fits; the bound keeps the
 /// stack buffer that rebuilds prefix-compressed keys small and fixed.
 pub const MST_KEY_BYTES_MAX: usize = 1024;
+
+// ---- verify ----
+
+/// Most distinct blocks accepted in one commit's CAR slice. A 2,000,000-byte slice of
+/// minimal blocks could hold tens of thousands; real commits carry tens. The bound keeps
+/// the per-commit block index small whatever a hostile host sends.
+pub const COMMIT_BLOCKS_MAX: usize = 10_000;
+
+/// How far in the future a commit's rev may be, in microseconds: five minutes (the sync
+/// spec's clock-skew allowance, as indigo's relay applies it).
+pub const REV_FUTURE_SKEW_MICROS_MAX: u64 = 5 * 60 * 1_000_000;

@@ -7,4 +7,5 @@
 
 pub mod commit;
 pub mod mst;
+pub mod rules;
 pub mod signature;

@@ -1,0 +1,306 @@
+//! The relay's rule set for `#commit` frames, as one pure function of (frame bytes,
+//! the account's parsed key, the account's prior state, policy) → `Verified<H>` or a
+//! `Rejection` with a bounded reason.
+//!
+//! Owns: the order of the checks and which failures drop (strict) versus mark the account
+//! desynchronized and pass (the Sync 1.1 chain rule).
+//! Must not: resolve identities, read or write state, or await; the caller passes the
+//! key and prior state it already holds and applies [`Verified::next_state`] itself.
+//!
+//! Always checks: frame structure and size limits (via `frame::event`), deprecated
+//! fields false, the CAR slice's hashes and that its root is the `commit` CID, the commit
+//! object's version 3, its signature with the given key, `repo`/`rev` equal to the signed
+//! commit's, rev a valid TID not more than five minutes in the future, rev newer than the
+//! prior rev, and MST inversion of the ops on the slice giving `prevData`.
+//! Does not check: host authority, account status, rate limits (the caller's state), or
+//! record contents.
+
+use crate::config::limits::{COMMIT_BLOCKS_MAX, REV_FUTURE_SKEW_MICROS_MAX};
+use crate::frame::car::Blocks;
+use crate::frame::cid::Cid;
+use crate::frame::event::{CommitEvent, Event, Frame, OpAction};
+use crate::syntax::Tid;
+use crate::verify::commit::{CommitSignatureError, verify_commit_signature};
+use crate::verify::mst::{Action, Op, invert_ops};
+use crate::verify::signature::ParsedKey;
+use std::fmt;
+use std::ops::Range;
+
+/// What the relay last accepted for an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountState {
+    /// The rev of the last accepted commit.
+    pub rev: Tid,
+    /// The MST root (`data`) of the last accepted commit.
+    pub data: Cid,
+}
+
+/// How strictly to judge, and the clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Now, in microseconds since the Unix epoch (for the future-rev rule).
+    pub now_micros: u64,
+    /// `false` = lenient: what strict would drop passes, still labelled.
+    pub strict: bool,
+}
+
+/// Why a frame is refused. Each variant has its own metric label.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// The frame does not decode (the label names the decoder's reason).
+    Decode(&'static str),
+    /// Not a `#commit` frame (this function judges commits only).
+    NotACommit,
+    /// `rebase` or `tooBig` set.
+    DeprecatedField,
+    /// The CAR slice is malformed or a block does not match its CID.
+    BadCar(&'static str),
+    /// The CAR root is not the event's `commit` CID, or the commit block is missing.
+    CarRootMismatch,
+    /// The commit object is malformed.
+    BadCommit(&'static str),
+    /// A commit version other than 3.
+    CommitVersion,
+    /// The signature does not verify with the account's key.
+    BadSignature(&'static str),
+    /// `repo` is not the signed commit's DID.
+    RepoMismatch,
+    /// `rev` is not the signed commit's rev.
+    RevMismatch,
+    /// `rev` is not a TID.
+    BadRev,
+    /// `rev` is more than the allowed skew in the future.
+    FutureRev,
+    /// `rev` is not newer than the account's last accepted rev.
+    RevNotNewer,
+    /// An update or delete without `prev`: the ops cannot be inverted.
+    OpMissingPrev,
+    /// Inverting the ops on the slice failed or did not give `prevData`.
+    MstInversion(&'static str),
+    /// No `prevData` although the relay holds prior state for the account.
+    MissingPrevData,
+}
+
+impl Rejection {
+    /// The bounded metric label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::Decode(_) => "decode",
+            Rejection::NotACommit => "not_a_commit",
+            Rejection::DeprecatedField => "deprecated_field",
+            Rejection::BadCar(_) => "bad_car",
+            Rejection::CarRootMismatch => "car_root_mismatch",
+            Rejection::BadCommit(_) => "bad_commit",
+            Rejection::CommitVersion => "commit_version",
+            Rejection::BadSignature(_) => "bad_signature",
+            Rejection::RepoMismatch => "repo_mismatch",
+            Rejection::RevMismatch => "rev_mismatch",
+            Rejection::BadRev => "bad_rev",
+            Rejection::FutureRev => "future_rev",
+            Rejection::RevNotNewer => "rev_not_newer",
+            Rejection::OpMissingPrev => "op_missing_prev",
+            Rejection::MstInversion(_) => "mst_inversion",
+            Rejection::MissingPrevData => "missing_prev_data",
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejection::Decode(detail)
+            | Rejection::BadCar(detail)
+            | Rejection::BadCommit(detail)
+            | Rejection::BadSignature(detail)
+            | Rejection::MstInversion(detail) => write!(f, "{}: {detail}", self.reason()),
+            other => f.write_str(other.reason()),
+        }
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+/// A frame that passed every rule. Only this module builds one; the sequencer accepts
+/// nothing else.
+#[derive(Debug)]
+pub struct Verified<H> {
+    frame: H,
+    did_span: Range<usize>,
+    next_state: AccountState,
+    desynchronized: bool,
+    lenient_pass: Option<Rejection>,
+}
+
+impl<H: AsRef<[u8]>> Verified<H> {
+    /// The frame (e.g. a shared-memory frame handle).
+    pub fn frame(&self) -> &H {
+        &self.frame
+    }
+
+    /// Give the frame back.
+    pub fn into_frame(self) -> H {
+        self.frame
+    }
+
+    /// The account's DID.
+    pub fn did(&self) -> &str {
+        self.frame
+            .as_ref()
+            .get(self.did_span.clone())
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
+            .unwrap_or_default()
+    }
+
+    /// The account state to store once the frame is sequenced.
+    pub fn next_state(&self) -> AccountState {
+        self.next_state
+    }
+
+    /// True when `since`/`prevData` did not continue the stored chain (Sync 1.1: mark
+    /// the account desynchronized, count it, pass the frame).
+    pub fn desynchronized(&self) -> bool {
+        self.desynchronized
+    }
+
+    /// In lenient mode, the rule strict mode would have dropped the frame for.
+    pub fn lenient_pass(&self) -> Option<&Rejection> {
+        self.lenient_pass.as_ref()
+    }
+}
+
+/// Judge one `#commit` frame. On refusal the frame is handed back with the reason.
+pub fn verify_commit_frame<H: AsRef<[u8]>>(
+    frame: H,
+    key: &ParsedKey,
+    prior: Option<&AccountState>,
+    policy: &Policy,
+) -> Result<Verified<H>, (H, Rejection)> {
+    match judge(frame.as_ref(), key, prior, policy) {
+        Ok(judged) => Ok(Verified {
+            frame,
+            did_span: judged.did_span,
+            next_state: judged.next_state,
+            desynchronized: judged.desynchronized,
+            lenient_pass: judged.lenient_pass,
+        }),
+        Err(rejection) => Err((frame, rejection)),
+    }
+}
+
+struct Judged {
+    did_span: Range<usize>,
+    next_state: AccountState,
+    desynchronized: bool,
+    lenient_pass: Option<Rejection>,
+}
+
+fn judge(
+    bytes: &[u8],
+    key: &ParsedKey,
+    prior: Option<&AccountState>,
+    policy: &Policy,
+) -> Result<Judged, Rejection> {
+    let frame = Frame::decode(bytes).map_err(|e| Rejection::Decode(e.reason()))?;
+    let Event::Commit(event) = frame.event() else {
+        return Err(Rejection::NotACommit);
+    };
+    if event.rebase() || event.too_big() {
+        return Err(Rejection::DeprecatedField);
+    }
+    let mut blocks = Blocks::new();
+    let root = blocks
+        .load(event.blocks(), COMMIT_BLOCKS_MAX)
+        .map_err(|e| Rejection::BadCar(e.reason()))?;
+    let commit_block = blocks
+        .get(&root)
+        .filter(|_| root == event.commit())
+        .ok_or(Rejection::CarRootMismatch)?;
+    let mut scratch = Vec::new();
+    let commit = verify_commit_signature(commit_block, key, &mut scratch).map_err(|e| match e {
+        CommitSignatureError::Commit(e) => Rejection::BadCommit(e.reason()),
+        CommitSignatureError::Signature(e) => Rejection::BadSignature(e.reason()),
+    })?;
+    if commit.is_legacy() {
+        return Err(Rejection::CommitVersion);
+    }
+    if commit.did() != event.repo() {
+        return Err(Rejection::RepoMismatch);
+    }
+    if commit.rev() != Some(event.rev()) {
+        return Err(Rejection::RevMismatch);
+    }
+    let rev = check_rev(event.rev(), prior, policy)?;
+    let mut lenient_pass = None;
+    if let Err(rejection) = check_inversion(event, &blocks, commit.data(), prior) {
+        if policy.strict {
+            return Err(rejection);
+        }
+        lenient_pass = Some(rejection);
+    }
+    let desynchronized = prior.is_some_and(|prior| {
+        event.since() != Some(prior.rev.as_str()) || event.prev_data() != Some(prior.data)
+    });
+    Ok(Judged {
+        did_span: span_of(bytes, event.repo()),
+        next_state: AccountState {
+            rev,
+            data: commit.data(),
+        },
+        desynchronized,
+        lenient_pass,
+    })
+}
+
+fn check_rev(rev: &str, prior: Option<&AccountState>, policy: &Policy) -> Result<Tid, Rejection> {
+    let rev = Tid::parse(rev).map_err(|_| Rejection::BadRev)?;
+    if rev.timestamp_micros() > policy.now_micros.saturating_add(REV_FUTURE_SKEW_MICROS_MAX) {
+        return Err(Rejection::FutureRev);
+    }
+    if prior.is_some_and(|prior| rev <= prior.rev) {
+        return Err(Rejection::RevNotNewer);
+    }
+    Ok(rev)
+}
+
+/// Sync 1.1: undo the ops on the tree the slice proves and compare with `prevData`.
+fn check_inversion(
+    event: &CommitEvent<'_>,
+    blocks: &Blocks<'_>,
+    data: Cid,
+    prior: Option<&AccountState>,
+) -> Result<(), Rejection> {
+    let Some(prev_data) = event.prev_data() else {
+        // A first commit from an account the relay holds no state for is accepted
+        // without a proof (the documented bootstrap rule); otherwise prevData is required.
+        return if prior.is_some() {
+            Err(Rejection::MissingPrevData)
+        } else {
+            Ok(())
+        };
+    };
+    let mut ops = Vec::with_capacity(event.ops_len());
+    for op in event.ops() {
+        let action = match (op.action, op.cid, op.prev) {
+            (OpAction::Create, Some(cid), _) => Action::Create { cid },
+            (OpAction::Update, Some(cid), Some(prev)) => Action::Update { cid, prev },
+            (OpAction::Delete, _, Some(prev)) => Action::Delete { prev },
+            _ => return Err(Rejection::OpMissingPrev),
+        };
+        ops.push(Op {
+            key: op.path.as_bytes(),
+            action,
+        });
+    }
+    match invert_ops(blocks, data, &ops) {
+        Ok(root) if root == prev_data => Ok(()),
+        Ok(_) => Err(Rejection::MstInversion("root_differs_from_prev_data")),
+        Err(e) => Err(Rejection::MstInversion(e.reason())),
+    }
+}
+
+/// The byte range of `part` inside `whole` (a sub-slice of it).
+fn span_of(whole: &[u8], part: &str) -> Range<usize> {
+    let start = (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
+    start..start + part.len()
+}
