@@ -127,6 +127,7 @@ impl std::error::Error for Rejection {}
 pub struct Verified<H> {
     frame: H,
     did_span: Range<usize>,
+    seq_span: Range<usize>,
     next_state: AccountState,
     desynchronized: bool,
     lenient_pass: Option<Rejection>,
@@ -150,6 +151,12 @@ impl<H: AsRef<[u8]>> Verified<H> {
             .get(self.did_span.clone())
             .and_then(|bytes| std::str::from_utf8(bytes).ok())
             .unwrap_or_default()
+    }
+
+    /// Where the upstream `seq` value sits in the frame: the sequencer replaces exactly
+    /// these bytes.
+    pub fn seq_span(&self) -> Range<usize> {
+        self.seq_span.clone()
     }
 
     /// The account state to store once the frame is sequenced.
@@ -180,6 +187,7 @@ pub fn verify_commit_frame<H: AsRef<[u8]>>(
         Ok(judged) => Ok(Verified {
             frame,
             did_span: judged.did_span,
+            seq_span: judged.seq_span,
             next_state: judged.next_state,
             desynchronized: judged.desynchronized,
             lenient_pass: judged.lenient_pass,
@@ -190,6 +198,7 @@ pub fn verify_commit_frame<H: AsRef<[u8]>>(
 
 struct Judged {
     did_span: Range<usize>,
+    seq_span: Range<usize>,
     next_state: AccountState,
     desynchronized: bool,
     lenient_pass: Option<Rejection>,
@@ -243,6 +252,7 @@ fn judge(
     });
     Ok(Judged {
         did_span: span_of(bytes, event.repo()),
+        seq_span: frame.seq_span().ok_or(Rejection::Decode("missing_seq"))?,
         next_state: AccountState {
             rev,
             data: commit.data(),
