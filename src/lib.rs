@@ -16,4 +16,5 @@ pub mod identity;
 pub mod runtime;
 pub mod sequencer;
 pub mod syntax;
+pub mod upstream;
 pub mod verify;
