@@ -14,5 +14,6 @@ pub mod eventlog;
 pub mod frame;
 pub mod identity;
 pub mod runtime;
+pub mod sim;
 pub mod syntax;
 pub mod verify;
