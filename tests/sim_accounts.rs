@@ -31,7 +31,7 @@ fn ops_for(i: usize) -> Vec<SimOp> {
     if i % 3 == 2 {
         ops.push(SimOp::Delete { pick: i * 3 });
     }
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         ops.push(SimOp::Create { size_bytes: 2_000 });
         ops.push(SimOp::Create { size_bytes: 50 });
     }

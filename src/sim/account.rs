@@ -434,10 +434,10 @@ impl SimAccount {
         let mut message = Vec::new();
         unsigned.encode_unsigned(&mut message);
         let mut sig = self.key.sign(&message);
-        if hostile == Some(Hostile::BadSignature) {
-            if let Some(byte) = sig.first_mut() {
-                *byte ^= 1;
-            }
+        if hostile == Some(Hostile::BadSignature)
+            && let Some(byte) = sig.first_mut()
+        {
+            *byte ^= 1;
         }
         let mut block = Vec::new();
         unsigned.encode_signed(&sig, &mut block);
