@@ -265,6 +265,11 @@ impl SimAccount {
         self.state.last_data
     }
 
+    /// Number of blocks held: the records and MST nodes of the current repo.
+    pub fn stored_blocks(&self) -> usize {
+        self.state.store.len()
+    }
+
     /// Number of records in the repo.
     pub fn record_count(&self) -> usize {
         self.state.records.len()
@@ -487,10 +492,12 @@ impl RepoState {
         }
         let diff = self.mst.commit()?;
         let data = diff.root();
+        let removed = diff.removed().to_vec();
         for (cid, block) in diff.into_new_blocks() {
             blocks.push(cid);
             self.store.insert(cid, block);
         }
+        self.prune(&removed, &blocks);
         let mst_ops = to_mst_ops(&repo_ops);
         blocks.extend(mst::inversion_proof(&self.store, data, &mst_ops)?);
         Ok(Applied {
@@ -528,11 +535,13 @@ impl RepoState {
                 let cid = self.write_record(&path, size_bytes, time);
                 let prev = self.mst.insert(&self.store, path.as_bytes(), cid)?;
                 self.records.insert(path.clone(), cid);
+                prev.map(|prev| self.store.remove(&prev));
                 (Some(cid), prev)
             }
             None => {
                 let prev = self.mst.remove(&self.store, path.as_bytes())?;
                 self.records.remove(&path);
+                prev.map(|prev| self.store.remove(&prev));
                 (None, prev)
             }
         };
@@ -542,6 +551,18 @@ impl RepoState {
             cid,
             prev,
         }))
+    }
+
+    /// Drop the blocks the tree no longer references, so a long simulation's memory
+    /// tracks the repo's size rather than its history. Record CIDs are unique (each
+    /// record names a counter), so a replaced record's block has no other user.
+    fn prune(&mut self, removed_nodes: &[Cid], kept: &[Cid]) {
+        let empty = Cid::for_dag_cbor(&EMPTY_NODE_BLOCK);
+        for cid in removed_nodes {
+            if *cid != empty && !kept.contains(cid) {
+                self.store.remove(cid);
+            }
+        }
     }
 
     /// The `pick`-th (modulo) existing record not yet touched by this commit.
@@ -676,6 +697,39 @@ mod tests {
             rfc3339_micros(951_868_800_123_456),
             "2000-03-01T00:00:00.123456Z"
         );
+    }
+
+    #[test]
+    fn store_holds_exactly_the_current_repo() {
+        let mut account = SimAccount::new(5, Curve::P256, "h").unwrap();
+        for i in 0..40u64 {
+            let ops = [
+                SimOp::Create { size_bytes: 100 },
+                SimOp::Create { size_bytes: 100 },
+                SimOp::Update {
+                    pick: i as usize,
+                    size_bytes: 100,
+                },
+                SimOp::Delete {
+                    pick: 3 * i as usize,
+                },
+            ];
+            account.commit(&ops, 1_000 + i, i).unwrap();
+            let state = &account.state;
+            let data = state.last_data.unwrap();
+            let mut tree = Mst::from_root(data);
+            let mut records = BTreeSet::new();
+            tree.walk(&state.store, &mut |_: &[u8], cid| {
+                records.insert(cid);
+            })
+            .unwrap();
+            let mut expected: BTreeSet<Cid> = tree.blocks_read().iter().copied().collect();
+            expected.insert(Cid::for_dag_cbor(&EMPTY_NODE_BLOCK));
+            assert_eq!(records.len(), state.records.len());
+            expected.extend(records);
+            let held: BTreeSet<Cid> = state.store.keys().copied().collect();
+            assert_eq!(held, expected, "commit {i}");
+        }
     }
 
     #[test]
