@@ -330,3 +330,62 @@ fn every_hostile_kind_is_detected() {
     }
     common::report("sim hostile kinds", Hostile::ALL.len() * Curve::ALL.len());
 }
+
+fn sim_op() -> impl proptest::strategy::Strategy<Value = SimOp> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (0usize..3_000).prop_map(|size_bytes| SimOp::Create { size_bytes }),
+        (any::<usize>(), 0usize..3_000)
+            .prop_map(|(pick, size_bytes)| SimOp::Update { pick, size_bytes }),
+        any::<usize>().prop_map(|pick| SimOp::Delete { pick }),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Any seed and any op sequence (including empty commits and deletes of everything)
+    /// gives a chain that passes every check.
+    #[test]
+    fn any_op_sequence_gives_a_valid_chain(
+        seed in proptest::prelude::any::<u64>(),
+        secp in proptest::prelude::any::<bool>(),
+        commits in proptest::collection::vec(proptest::collection::vec(sim_op(), 0..8), 1..10),
+    ) {
+        let curve = if secp { Curve::Secp256k1 } else { Curve::P256 };
+        let mut account = SimAccount::new(seed, curve, "prop.test").unwrap();
+        let key = ParsedKey::new(&account.public_key(), &VerifierSet::FASTEST).unwrap();
+        for (i, ops) in commits.iter().enumerate() {
+            let since = account.last_rev().map(|rev| rev.as_str().to_owned());
+            let prev_data = account.last_data();
+            let frame = account.commit(ops, T0 + i as u64 * 3, i as u64).unwrap();
+            check_honest(&frame, &key, since.as_deref(), prev_data);
+        }
+    }
+}
+
+#[test]
+fn emptying_the_repo_and_refilling_it_stays_valid() {
+    let mut account = SimAccount::new(11, Curve::P256, "h").unwrap();
+    let key = ParsedKey::new(&account.public_key(), &VerifierSet::REFERENCE).unwrap();
+    let steps: [&[SimOp]; 4] = [
+        &[
+            SimOp::Create { size_bytes: 10 },
+            SimOp::Create { size_bytes: 10 },
+        ],
+        &[SimOp::Delete { pick: 0 }, SimOp::Delete { pick: 0 }],
+        &[],
+        &[SimOp::Create { size_bytes: 10 }],
+    ];
+    for (i, ops) in steps.iter().enumerate() {
+        let since = account.last_rev().map(|rev| rev.as_str().to_owned());
+        let prev_data = account.last_data();
+        let frame = account.commit(ops, T0, i as u64).unwrap();
+        check_honest(&frame, &key, since.as_deref(), prev_data);
+        if i == 1 {
+            assert_eq!(account.record_count(), 0);
+            assert_eq!(account.last_data(), Some(relay::verify::mst::empty_root()));
+        }
+    }
+    common::report("sim empty repo round trip", steps.len());
+}
