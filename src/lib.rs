@@ -15,6 +15,7 @@ pub mod frame;
 pub mod identity;
 pub mod runtime;
 pub mod sequencer;
+pub mod sim;
 pub mod syntax;
 pub mod upstream;
 pub mod verify;

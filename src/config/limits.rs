@@ -139,6 +139,12 @@ const _: () = assert!(FRAME_REGION_BYTES.is_multiple_of(FRAME_SEGMENT_BYTES));
 const _: () = assert!(FRAME_REGION_BYTES / FRAME_SEGMENT_BYTES >= FRAME_REGION_SEGMENTS_MIN);
 const _: () = assert!(FRAME_REGION_BYTES <= FRAME_REGION_BYTES_MAX);
 
+// ---- sim ----
+
+/// Largest record the simulator writes: a post padded past this is capped, keeping a
+/// `#commit` of a few creates well under `COMMIT_BLOCKS_BYTES_MAX`.
+pub const SIM_RECORD_SIZE_BYTES_MAX: usize = 64 * 1024;
+
 // ---- syntax ----
 
 /// Longest AT-URI accepted, in bytes (the at-uri-scheme spec's 8 KB hard limit).
