@@ -129,30 +129,25 @@ impl<R: GatherRecord> Appender<R> {
     /// Queue a record. Blocks while the queue is full (backpressure: the sequencer waits
     /// for the disk). The record becomes durable later; watch the durable seq.
     pub fn append(&mut self, record: R) -> Result<(), AppendError<R>> {
-        let seq = match self.check(&record) {
-            Ok(seq) => seq,
-            Err(error) => return Err(AppendError { error, record }),
-        };
-        let Some(sender) = &self.sender else {
-            return Err(AppendError {
-                error: self.shared.writer_stopped(),
-                record,
-            });
-        };
-        match sender.send(record) {
-            Ok(()) => {
-                self.last_seq = seq;
-                Ok(())
-            }
-            Err(e) => Err(AppendError {
-                error: self.shared.writer_stopped(),
-                record: e.0,
-            }),
-        }
+        self.queue(record, |sender, record| {
+            sender
+                .send(record)
+                .map_err(|e| TrySendError::Disconnected(e.0))
+        })
     }
 
     /// Queue a record without blocking; a full queue hands it back with `QueueFull`.
     pub fn try_append(&mut self, record: R) -> Result<(), AppendError<R>> {
+        self.queue(record, |sender, record| sender.try_send(record))
+    }
+
+    /// Check the record's seq, hand it to `send`, and advance `last_seq` only once the
+    /// writer has it; every failure gives the record back.
+    fn queue(
+        &mut self,
+        record: R,
+        send: impl FnOnce(&SyncSender<R>, R) -> Result<(), TrySendError<R>>,
+    ) -> Result<(), AppendError<R>> {
         let seq = match self.check(&record) {
             Ok(seq) => seq,
             Err(error) => return Err(AppendError { error, record }),
@@ -163,7 +158,7 @@ impl<R: GatherRecord> Appender<R> {
                 record,
             });
         };
-        match sender.try_send(record) {
+        match send(sender, record) {
             Ok(()) => {
                 self.last_seq = seq;
                 Ok(())
