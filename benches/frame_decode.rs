@@ -6,34 +6,21 @@
 //! Run: `cargo bench --bench frame_decode -- --warm-up-time 1 --measurement-time 3`.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use relay::frame::car::Blocks;
+use relay::frame::car::{Blocks, write_car};
 use relay::frame::cbor::OwnedValue;
-use relay::frame::cid::{Cid, write_cid};
+use relay::frame::cid::Cid;
 use relay::frame::commit::UnsignedCommit;
 use relay::frame::event::{CommitEventOwned, Event, Frame, OpAction, RepoOpOwned};
-use relay::frame::varint::write_varint;
 use std::hint::black_box;
 
 /// A CARv1 with `root` first in the header and `blocks` as sections.
 fn car(root: &Cid, blocks: &[(Cid, Vec<u8>)]) -> Vec<u8> {
-    let header = OwnedValue::map([
-        (
-            "roots",
-            OwnedValue::Array(vec![OwnedValue::Link(root.to_bytes().to_vec())]),
-        ),
-        ("version", OwnedValue::Unsigned(1)),
-    ])
-    .to_bytes();
     let mut out = Vec::new();
-    write_varint(header.len() as u64, &mut out);
-    out.extend(header);
-    for (cid, data) in blocks {
-        let mut section = Vec::new();
-        write_cid(cid, &mut section);
-        section.extend_from_slice(data);
-        write_varint(section.len() as u64, &mut out);
-        out.extend(section);
-    }
+    write_car(
+        root,
+        blocks.iter().map(|(cid, data)| (cid, data.as_slice())),
+        &mut out,
+    );
     out
 }
 

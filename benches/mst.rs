@@ -7,10 +7,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use relay::frame::car::Blocks;
+use relay::frame::car::{Blocks, write_car};
 use relay::frame::cbor::OwnedValue;
 use relay::frame::cid::Cid;
-use relay::frame::varint::write_varint;
 use relay::verify::mst::{self, Action, Mst, Op};
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -32,23 +31,12 @@ fn record_cid(n: u64) -> Cid {
 }
 
 fn car(root: Cid, blocks: &[(Cid, Vec<u8>)]) -> Vec<u8> {
-    let header = OwnedValue::map([
-        (
-            "roots",
-            OwnedValue::Array(vec![OwnedValue::Link(root.to_bytes().to_vec())]),
-        ),
-        ("version", OwnedValue::Unsigned(1)),
-    ])
-    .to_bytes();
     let mut out = Vec::new();
-    write_varint(header.len() as u64, &mut out);
-    out.extend_from_slice(&header);
-    for (cid, block) in blocks {
-        let cid = cid.to_bytes();
-        write_varint((cid.len() + block.len()) as u64, &mut out);
-        out.extend_from_slice(&cid);
-        out.extend_from_slice(block);
-    }
+    write_car(
+        &root,
+        blocks.iter().map(|(cid, data)| (cid, data.as_slice())),
+        &mut out,
+    );
     out
 }
 

@@ -1,7 +1,8 @@
 //! CAR v1: the container of commit slices in `#commit`/`#sync` frames and of full repos.
 //!
-//! Owns: streaming section iteration over a byte slice ([`CarReader`]) and the sorted
-//! block index a commit check looks blocks up in ([`Blocks`]).
+//! Owns: streaming section iteration over a byte slice ([`CarReader`]), the sorted
+//! block index a commit check looks blocks up in ([`Blocks`]), and the writer of
+//! single-root CARs ([`write_car`]: the simulator's commit slices, repo exports).
 //! Must not: allocate per section, or decode block contents beyond the header.
 //! Always checks: header and section lengths against the input *before* using them (a
 //! hostile length costs nothing), version 1, the header's shape (`roots` array of links,
@@ -9,9 +10,10 @@
 //! Does not check: block hashes while iterating (call [`Section::verify`], or let
 //! [`Blocks::load`] do it), or which codecs blocks use.
 
+use crate::frame::cbor::Encoder;
 use crate::frame::cbor::{self, Value};
 use crate::frame::cid::{Cid, CidError, CidRef};
-use crate::frame::varint::{VarintError, read_varint};
+use crate::frame::varint::{VarintError, read_varint, write_varint};
 use std::fmt;
 
 /// Why a CAR cannot be read.
@@ -306,5 +308,45 @@ impl<'a> Blocks<'a> {
     /// The blocks in CID order.
     pub fn iter(&self) -> impl Iterator<Item = (&Cid, &'a [u8])> {
         self.sorted.iter().map(|(cid, data)| (cid, *data))
+    }
+}
+
+/// Append a CAR v1 with single root `root` and `blocks` to `out`.
+pub fn write_car<'b>(
+    root: &Cid,
+    blocks: impl IntoIterator<Item = (&'b Cid, &'b [u8])>,
+    out: &mut Vec<u8>,
+) {
+    let mut header = Vec::new();
+    Encoder::new(&mut header)
+        .map(2)
+        .text("roots")
+        .array(1)
+        .link_bytes(&root.to_bytes())
+        .text("version")
+        .u64(1);
+    write_varint(header.len() as u64, out);
+    out.extend_from_slice(&header);
+    for (cid, block) in blocks {
+        let cid_bytes = cid.to_bytes();
+        write_varint((cid_bytes.len() + block.len()) as u64, out);
+        out.extend_from_slice(&cid_bytes);
+        out.extend_from_slice(block);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_car_loads_with_its_root() {
+        let block = crate::verify::mst::EMPTY_NODE_BLOCK;
+        let cid = Cid::for_dag_cbor(&block);
+        let mut car = Vec::new();
+        write_car(&cid, [(&cid, &block[..])], &mut car);
+        let mut blocks = Blocks::new();
+        assert_eq!(blocks.load(&car, 10).unwrap(), cid);
+        assert_eq!(blocks.get(&cid), Some(&block[..]));
     }
 }

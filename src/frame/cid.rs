@@ -6,7 +6,7 @@
 //! Always checks: varint forms, digest length against the multihash, exact lengths.
 //! Does not check: that a link's target exists (the CAR/MST layers do).
 
-use crate::frame::varint::{read_varint, write_varint};
+use crate::frame::varint::read_varint;
 use sha2::Digest;
 use std::fmt;
 
@@ -316,12 +316,6 @@ impl<'a> CidRef<'a> {
             Err(CidError::HashMismatch)
         }
     }
-}
-
-/// Append the binary form of an atproto CID.
-pub fn write_cid(cid: &Cid, out: &mut Vec<u8>) {
-    write_varint(1, out);
-    out.extend_from_slice(&cid.to_bytes()[1..]);
 }
 
 const BASE32_ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";

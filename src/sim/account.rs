@@ -26,7 +26,7 @@ use crate::syntax::{SyntaxError, Tid};
 use crate::verify::mst::{self, Action, EMPTY_NODE_BLOCK, Mst, MstError, Op};
 use crate::verify::signature::{SignatureError, SigningKey};
 
-use super::car::write_car;
+use crate::frame::car::write_car;
 
 /// The collection every simulated record belongs to.
 pub const POST_COLLECTION: &str = "app.bsky.feed.post";

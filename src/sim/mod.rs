@@ -8,6 +8,5 @@
 //! nothing a relay checks; its frames are the input those checks are tested against.
 
 pub mod account;
-pub mod car;
 
 pub use account::{Hostile, SimAccount, SimError, SimOp};
