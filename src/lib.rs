@@ -11,11 +11,16 @@
 pub mod api;
 pub mod config;
 pub mod eventlog;
+#[cfg(feature = "server")]
+pub mod fanout;
 pub mod frame;
 pub mod identity;
 pub mod runtime;
 pub mod sequencer;
 pub mod sim;
+#[cfg(feature = "server")]
+pub mod state;
 pub mod syntax;
+pub mod tail;
 pub mod upstream;
 pub mod verify;

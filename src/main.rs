@@ -17,28 +17,18 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the relay.
-    Serve {
-        /// Number of pinned executors.
-        #[arg(long, env = "RELAY_CORES", default_value_t = 1)]
-        cores: usize,
-        /// Directory for the event log and the embedded state.
-        #[arg(long, env = "RELAY_DATA_DIR", default_value = "./relay-data")]
-        data_dir: std::path::PathBuf,
-    },
+    Serve(relay::config::ServeArgs),
+    /// Run a fleet of simulated PDS hosts and a PLC directory on loopback.
+    Sim(relay::sim::cli::SimArgs),
+    /// Subscribe to a relay (or a PDS) and re-verify every event independently.
+    Tail(relay::tail::cli::TailArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { cores, data_dir } => {
-            // The data plane (issue 4) is not built yet: say so plainly instead of
-            // pretending to serve.
-            eprintln!(
-                "relay serve --cores {cores} --data-dir {}: the data plane is not built yet; \
-                 this build holds the verified protocol primitives only (see docs/ARCHITECTURE.md)",
-                data_dir.display()
-            );
-            ExitCode::from(2)
-        }
+        Command::Serve(args) => relay::runtime::serve::run(args),
+        Command::Sim(args) => relay::sim::cli::run(args),
+        Command::Tail(args) => relay::tail::cli::run(args),
     }
 }

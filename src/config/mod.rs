@@ -5,3 +5,16 @@
 //! they get copied plain values.
 
 pub mod limits;
+
+use std::path::PathBuf;
+
+/// Flags of `relay serve`; every flag has a `RELAY_…` environment twin.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Number of pinned executors.
+    #[arg(long, env = "RELAY_CORES", default_value_t = 1)]
+    pub cores: usize,
+    /// Directory for the event log and the embedded state.
+    #[arg(long, env = "RELAY_DATA_DIR", default_value = "./relay-data")]
+    pub data_dir: PathBuf,
+}

@@ -21,3 +21,5 @@
 //! happens per frame: the region is sized once, segments are reused whole.
 
 pub mod frames;
+#[cfg(feature = "server")]
+pub mod serve;

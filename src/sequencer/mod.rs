@@ -15,6 +15,7 @@ use crate::frame::event::encode_seq_patch;
 use crate::runtime::frames::{FrameBufferError, FrameHandle, OutFrame};
 use crate::verify::rules::Verified;
 use std::fmt;
+use std::sync::Arc;
 
 /// Event-log record kind of a relayed `#commit`.
 pub const RECORD_KIND_COMMIT: u16 = 1;
@@ -125,5 +126,26 @@ impl Sequencer {
             seq,
             account_key,
         })
+    }
+}
+
+/// A sequenced frame shared between the log writer and the consumers: the writer holds one
+/// reference until the record is durable, every live consumer another, and the frame's
+/// segment is reclaimed when the last one drops.
+impl GatherRecord for Arc<Sequenced> {
+    fn seq(&self) -> Seq {
+        self.seq
+    }
+
+    fn account_key(&self) -> AccountKey {
+        self.account_key
+    }
+
+    fn kind(&self) -> RecordKind {
+        RecordKind::new(RECORD_KIND_COMMIT)
+    }
+
+    fn slices(&self) -> impl Iterator<Item = &[u8]> {
+        self.out.slices().into_iter()
     }
 }

@@ -10,3 +10,4 @@
 pub mod account;
 
 pub use account::{Hostile, SimAccount, SimError, SimOp};
+pub mod cli;
