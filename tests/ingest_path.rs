@@ -54,7 +54,7 @@ fn frames_flow_from_buffer_through_rules_sequencer_and_log() {
         let verified = verify_commit_frame(handle, &key, state.as_ref(), &policy)
             .map_err(|(_, r)| r)
             .unwrap();
-        state = Some(verified.next_state());
+        state = verified.next_state();
         let sequenced = sequencer.assign(verified, AccountKey::new(7)).unwrap();
         appender.append(sequenced).unwrap();
         originals.push(bytes);

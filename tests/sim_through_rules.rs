@@ -58,7 +58,7 @@ fn honest_commits_pass_and_each_hostile_kind_is_refused_with_its_reason() {
                 .unwrap_or_else(|r| panic!("honest commit {round} refused: {r}"));
             assert!(!verified.desynchronized(), "honest chain is continuous");
             assert_eq!(verified.did(), account.did());
-            state = Some(verified.next_state());
+            state = verified.next_state();
             if round >= 1 {
                 let kind = Hostile::ALL[(round as usize - 1) % Hostile::ALL.len()];
                 let bad = account

@@ -55,7 +55,7 @@ fn indigo_scenarios_through_the_commit_rules() {
             match (drop, result) {
                 (false, Ok(verified)) => {
                     assert_eq!(verified.did(), did);
-                    states.insert(did, verified.next_state());
+                    states.insert(did, verified.next_state().unwrap());
                     passed += 1;
                 }
                 (false, Err((_, rejection))) => {

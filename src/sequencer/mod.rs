@@ -13,12 +13,28 @@ use crate::config::limits::EVENTLOG_SEQ_MAX;
 use crate::eventlog::{AccountKey, GatherRecord, RecordKind, Seq};
 use crate::frame::event::encode_seq_patch;
 use crate::runtime::frames::{FrameBufferError, FrameHandle, OutFrame};
-use crate::verify::rules::Verified;
+use crate::verify::rules::{Verified, VerifiedKind};
 use std::fmt;
 use std::sync::Arc;
 
 /// Event-log record kind of a relayed `#commit`.
 pub const RECORD_KIND_COMMIT: u16 = 1;
+/// Event-log record kind of a relayed `#sync`.
+pub const RECORD_KIND_SYNC: u16 = 2;
+/// Event-log record kind of a relayed `#identity`.
+pub const RECORD_KIND_IDENTITY: u16 = 3;
+/// Event-log record kind of a relayed `#account`.
+pub const RECORD_KIND_ACCOUNT: u16 = 4;
+
+/// The event-log record kind of a verified event type.
+pub fn record_kind(kind: VerifiedKind) -> RecordKind {
+    RecordKind::new(match kind {
+        VerifiedKind::Commit => RECORD_KIND_COMMIT,
+        VerifiedKind::Sync => RECORD_KIND_SYNC,
+        VerifiedKind::Identity => RECORD_KIND_IDENTITY,
+        VerifiedKind::Account => RECORD_KIND_ACCOUNT,
+    })
+}
 
 /// Why a verified frame could not be sequenced.
 #[derive(Debug)]
@@ -54,6 +70,7 @@ pub struct Sequenced {
     out: OutFrame,
     seq: Seq,
     account_key: AccountKey,
+    kind: VerifiedKind,
 }
 
 impl Sequenced {
@@ -65,6 +82,16 @@ impl Sequenced {
     /// The relay seq.
     pub fn seq(&self) -> Seq {
         self.seq
+    }
+
+    /// The account the frame belongs to.
+    pub fn account_key(&self) -> AccountKey {
+        self.account_key
+    }
+
+    /// The event type.
+    pub fn kind(&self) -> VerifiedKind {
+        self.kind
     }
 }
 
@@ -78,7 +105,7 @@ impl GatherRecord for Sequenced {
     }
 
     fn kind(&self) -> RecordKind {
-        RecordKind::new(RECORD_KIND_COMMIT)
+        record_kind(self.kind)
     }
 
     fn slices(&self) -> impl Iterator<Item = &[u8]> {
@@ -113,6 +140,7 @@ impl Sequencer {
             .filter(|_| self.next <= EVENTLOG_SEQ_MAX)
             .ok_or(SequencerError::SeqExhausted)?;
         let span = verified.seq_span();
+        let kind = verified.kind();
         let (bytes, len) = encode_seq_patch(seq.get());
         let out = OutFrame::new(
             verified.into_frame(),
@@ -125,6 +153,7 @@ impl Sequencer {
             out,
             seq,
             account_key,
+            kind,
         })
     }
 }
@@ -142,7 +171,7 @@ impl GatherRecord for Arc<Sequenced> {
     }
 
     fn kind(&self) -> RecordKind {
-        RecordKind::new(RECORD_KIND_COMMIT)
+        record_kind(self.kind)
     }
 
     fn slices(&self) -> impl Iterator<Item = &[u8]> {

@@ -19,7 +19,7 @@ use crate::config::limits::{COMMIT_BLOCKS_MAX, REV_FUTURE_SKEW_MICROS_MAX};
 use crate::frame::car::Blocks;
 use crate::frame::cid::Cid;
 use crate::frame::event::{CommitEvent, Event, Frame, OpAction};
-use crate::syntax::Tid;
+use crate::syntax::{Did, Handle, Tid};
 use crate::verify::commit::{CommitSignatureError, verify_commit_signature};
 use crate::verify::mst::{Action, Op, invert_ops};
 use crate::verify::signature::ParsedKey;
@@ -80,6 +80,12 @@ pub enum Rejection {
     MstInversion(&'static str),
     /// No `prevData` although the relay holds prior state for the account.
     MissingPrevData,
+    /// The frame is not of the type the called rule judges.
+    UnexpectedType,
+    /// The event's `did` is not a valid DID.
+    BadDid,
+    /// An `#identity` event's handle is not a valid handle.
+    BadHandle,
 }
 
 impl Rejection {
@@ -102,6 +108,9 @@ impl Rejection {
             Rejection::OpMissingPrev => "op_missing_prev",
             Rejection::MstInversion(_) => "mst_inversion",
             Rejection::MissingPrevData => "missing_prev_data",
+            Rejection::UnexpectedType => "unexpected_type",
+            Rejection::BadDid => "bad_did",
+            Rejection::BadHandle => "bad_handle",
         }
     }
 }
@@ -121,14 +130,40 @@ impl fmt::Display for Rejection {
 
 impl std::error::Error for Rejection {}
 
+/// The event type of a verified frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VerifiedKind {
+    /// `#commit`.
+    Commit,
+    /// `#sync`.
+    Sync,
+    /// `#identity`.
+    Identity,
+    /// `#account`.
+    Account,
+}
+
+impl VerifiedKind {
+    /// The bounded `frame_type` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            VerifiedKind::Commit => "commit",
+            VerifiedKind::Sync => "sync",
+            VerifiedKind::Identity => "identity",
+            VerifiedKind::Account => "account",
+        }
+    }
+}
+
 /// A frame that passed every rule. Only this module builds one; the sequencer accepts
 /// nothing else.
 #[derive(Debug)]
 pub struct Verified<H> {
     frame: H,
+    kind: VerifiedKind,
     did_span: Range<usize>,
     seq_span: Range<usize>,
-    next_state: AccountState,
+    next_state: Option<AccountState>,
     desynchronized: bool,
     lenient_pass: Option<Rejection>,
 }
@@ -159,9 +194,15 @@ impl<H: AsRef<[u8]>> Verified<H> {
         self.seq_span.clone()
     }
 
-    /// The account state to store once the frame is sequenced.
-    pub fn next_state(&self) -> AccountState {
+    /// The account state to store once the frame is sequenced (`#commit` and `#sync`;
+    /// `None` for events that do not move the repo).
+    pub fn next_state(&self) -> Option<AccountState> {
         self.next_state
+    }
+
+    /// The event type.
+    pub fn kind(&self) -> VerifiedKind {
+        self.kind
     }
 
     /// True when `since`/`prevData` did not continue the stored chain (Sync 1.1: mark
@@ -184,24 +225,124 @@ pub fn verify_commit_frame<H: AsRef<[u8]>>(
     policy: &Policy,
 ) -> Result<Verified<H>, (H, Rejection)> {
     match judge(frame.as_ref(), key, prior, policy) {
-        Ok(judged) => Ok(Verified {
-            frame,
-            did_span: judged.did_span,
-            seq_span: judged.seq_span,
-            next_state: judged.next_state,
-            desynchronized: judged.desynchronized,
-            lenient_pass: judged.lenient_pass,
-        }),
+        Ok(judged) => Ok(judged.into_verified(frame)),
+        Err(rejection) => Err((frame, rejection)),
+    }
+}
+
+/// Judge one `#sync` frame: the signed commit it announces (CAR root = the commit block,
+/// signature with the account's key, `did`/`rev` matching the signed commit, rev a TID
+/// not in the future and newer than the prior rev). A passing `#sync` resets the
+/// account's state to the announced commit.
+pub fn verify_sync_frame<H: AsRef<[u8]>>(
+    frame: H,
+    key: &ParsedKey,
+    prior: Option<&AccountState>,
+    policy: &Policy,
+) -> Result<Verified<H>, (H, Rejection)> {
+    match judge_sync(frame.as_ref(), key, prior, policy) {
+        Ok(judged) => Ok(judged.into_verified(frame)),
+        Err(rejection) => Err((frame, rejection)),
+    }
+}
+
+/// Judge one `#identity` or `#account` frame: structure, a valid DID, a valid handle when
+/// present. These events carry no signature; the caller re-resolves the identity
+/// (`#identity`) or records the upstream status (`#account`).
+pub fn verify_status_frame<H: AsRef<[u8]>>(frame: H) -> Result<Verified<H>, (H, Rejection)> {
+    match judge_status(frame.as_ref()) {
+        Ok(judged) => Ok(judged.into_verified(frame)),
         Err(rejection) => Err((frame, rejection)),
     }
 }
 
 struct Judged {
+    kind: VerifiedKind,
     did_span: Range<usize>,
     seq_span: Range<usize>,
-    next_state: AccountState,
+    next_state: Option<AccountState>,
     desynchronized: bool,
     lenient_pass: Option<Rejection>,
+}
+
+impl Judged {
+    fn into_verified<H>(self, frame: H) -> Verified<H> {
+        Verified {
+            frame,
+            kind: self.kind,
+            did_span: self.did_span,
+            seq_span: self.seq_span,
+            next_state: self.next_state,
+            desynchronized: self.desynchronized,
+            lenient_pass: self.lenient_pass,
+        }
+    }
+}
+
+fn judge_sync(
+    bytes: &[u8],
+    key: &ParsedKey,
+    prior: Option<&AccountState>,
+    policy: &Policy,
+) -> Result<Judged, Rejection> {
+    let frame = Frame::decode(bytes).map_err(|e| Rejection::Decode(e.reason()))?;
+    let Event::Sync(event) = frame.event() else {
+        return Err(Rejection::UnexpectedType);
+    };
+    let mut blocks = Blocks::new();
+    let root = blocks
+        .load(event.blocks(), COMMIT_BLOCKS_MAX)
+        .map_err(|e| Rejection::BadCar(e.reason()))?;
+    let commit_block = blocks.get(&root).ok_or(Rejection::CarRootMismatch)?;
+    let mut scratch = Vec::new();
+    let commit = verify_commit_signature(commit_block, key, &mut scratch).map_err(|e| match e {
+        CommitSignatureError::Commit(e) => Rejection::BadCommit(e.reason()),
+        CommitSignatureError::Signature(e) => Rejection::BadSignature(e.reason()),
+    })?;
+    if commit.is_legacy() {
+        return Err(Rejection::CommitVersion);
+    }
+    if commit.did() != event.did() {
+        return Err(Rejection::RepoMismatch);
+    }
+    if commit.rev() != Some(event.rev()) {
+        return Err(Rejection::RevMismatch);
+    }
+    let rev = check_rev(event.rev(), prior, policy)?;
+    Ok(Judged {
+        kind: VerifiedKind::Sync,
+        did_span: span_of(bytes, event.did()),
+        seq_span: frame.seq_span().ok_or(Rejection::Decode("missing_seq"))?,
+        next_state: Some(AccountState {
+            rev,
+            data: commit.data(),
+        }),
+        desynchronized: false,
+        lenient_pass: None,
+    })
+}
+
+fn judge_status(bytes: &[u8]) -> Result<Judged, Rejection> {
+    let frame = Frame::decode(bytes).map_err(|e| Rejection::Decode(e.reason()))?;
+    let (kind, did) = match frame.event() {
+        Event::Identity(event) => {
+            if let Some(handle) = event.handle() {
+                Handle::parse(handle).map_err(|_| Rejection::BadHandle)?;
+            }
+            (VerifiedKind::Identity, event.did())
+        }
+        Event::Account(event) => (VerifiedKind::Account, event.did()),
+        _ => return Err(Rejection::UnexpectedType),
+    };
+    Did::parse(did).map_err(|_| Rejection::BadDid)?;
+    Ok(Judged {
+        kind,
+        did_span: span_of(bytes, did),
+        seq_span: frame.seq_span().ok_or(Rejection::Decode("missing_seq"))?,
+        next_state: None,
+        desynchronized: false,
+        lenient_pass: None,
+    })
 }
 
 fn judge(
@@ -251,12 +392,13 @@ fn judge(
         event.since() != Some(prior.rev.as_str()) || event.prev_data() != Some(prior.data)
     });
     Ok(Judged {
+        kind: VerifiedKind::Commit,
         did_span: span_of(bytes, event.repo()),
         seq_span: frame.seq_span().ok_or(Rejection::Decode("missing_seq"))?,
-        next_state: AccountState {
+        next_state: Some(AccountState {
             rev,
             data: commit.data(),
-        },
+        }),
         desynchronized,
         lenient_pass,
     })
