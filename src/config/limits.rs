@@ -214,3 +214,48 @@ pub const COMMIT_BLOCKS_MAX: usize = 10_000;
 /// How far in the future a commit's rev may be, in microseconds: five minutes (the sync
 /// spec's clock-skew allowance, as indigo's relay applies it).
 pub const REV_FUTURE_SKEW_MICROS_MAX: u64 = 5 * 60 * 1_000_000;
+
+// ---- sequencer (executor stage) ----
+
+/// Verified frames queued on each ingest → sequencer ring (a glommio SPSC shared channel).
+/// When it is full the ingest shard's verifier waits, so its sockets stop being read
+/// (block). 1,024 slots of 64 bytes cover several milliseconds of a full core's output.
+pub const SEQUENCER_RING_SLOTS_MAX: usize = 1024;
+
+/// Sequenced frames appended to the log but not yet durable or not yet handed to every
+/// fan-out core. Past it the sequencer stops taking frames from the rings (block): the
+/// frames it holds pin frame-buffer segments, so this bounds that memory too.
+pub const SEQUENCER_PENDING_RECORDS_MAX: usize = 16 * 1024;
+
+/// How long the sequencer waits before retrying an append when the log writer's queue is
+/// full, in microseconds: a quarter of the group-commit interval.
+pub const SEQUENCER_LOG_RETRY_MICROS: u64 = 500;
+
+/// Durable frames queued on each sequencer → fan-out ring. When it is full the sequencer's
+/// publisher waits (block); fan-out cores only put frames in their live ring, so this
+/// drains at memory speed.
+pub const FANOUT_RING_SLOTS_MAX: usize = 4096;
+
+// ---- runtime::ingest ----
+
+/// Frames of one account waiting for its identity (key and PDS) to resolve, kept in
+/// order. Past it the newest frame is dropped with reason `parked_account_full`.
+pub const INGEST_PARKED_FRAMES_PER_ACCOUNT_MAX: usize = 64;
+
+/// Bytes of all frames parked on one ingest shard. Past it a frame that would park is
+/// dropped with reason `parked_bytes_full`: a burst of unknown accounts must not pin every
+/// frame-buffer segment.
+pub const INGEST_PARKED_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Accounts whose key and chain state an ingest shard keeps in memory. Past it the
+/// oldest-inserted entries are forgotten (their next frame resolves again).
+pub const INGEST_ACCOUNTS_MAX: usize = 1_000_000;
+
+/// Shortest time between two forced re-resolutions of one account (after a bad
+/// signature or a host mismatch), in seconds: a hostile host cannot make the relay query
+/// the PLC directory per frame.
+pub const INGEST_IDENTITY_REFRESH_SECS_MIN: u64 = 60;
+
+/// Frames queued from the upstream sessions of one shard to its verifier (a glommio local
+/// channel). When full the sessions stop reading their sockets (block).
+pub const INGEST_UPSTREAM_QUEUE_FRAMES_MAX: usize = 1024;

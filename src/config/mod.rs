@@ -6,15 +6,58 @@
 
 pub mod limits;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Flags of `relay serve`; every flag has a `RELAY_…` environment twin.
+/// How strictly frames are judged.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Validation {
+    /// Drop whatever breaks a rule (the default).
+    Strict,
+    /// Pass what strict would drop for Sync 1.1 proofs, still counted and labelled.
+    Lenient,
+}
+
+/// Flags of `relay serve`; every flag has a `RELAY_…` environment twin
+/// (docs/specs/config.md lists them).
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
-    /// Number of pinned executors.
+    /// Number of pinned executors (ingest shards, sequencer and fan-out are placed on
+    /// them as docs/ARCHITECTURE.md says).
     #[arg(long, env = "RELAY_CORES", default_value_t = 1)]
     pub cores: usize,
     /// Directory for the event log and the embedded state.
     #[arg(long, env = "RELAY_DATA_DIR", default_value = "./relay-data")]
     pub data_dir: PathBuf,
+    /// Address of the public HTTP + WebSocket port (XRPC, subscribeRepos).
+    #[arg(long, env = "RELAY_LISTEN", default_value = "0.0.0.0:2470")]
+    pub listen: SocketAddr,
+    /// Address of the Prometheus metrics port.
+    #[arg(long, env = "RELAY_METRICS_LISTEN", default_value = "127.0.0.1:2471")]
+    pub metrics_listen: SocketAddr,
+    /// PLC directory used to resolve did:plc identities.
+    #[arg(long, env = "RELAY_PLC_URL", default_value = "https://plc.directory")]
+    pub plc_url: String,
+    /// Upstream PDS hosts to crawl from the start (`wss://host`; repeat the flag, or
+    /// comma-separate in the environment variable).
+    #[arg(long = "upstream", env = "RELAY_UPSTREAMS", value_delimiter = ',')]
+    pub upstreams: Vec<String>,
+    /// Allow plain `ws://` upstreams and plain `http://` identity lookups (loopback tests
+    /// and private deployments only).
+    #[arg(long, env = "RELAY_ALLOW_PLAINTEXT", default_value_t = false)]
+    pub allow_plaintext: bool,
+    /// `strict` drops every rule violation; `lenient` passes Sync 1.1 proof failures,
+    /// still counted.
+    #[arg(long, env = "RELAY_VALIDATION", value_enum, default_value_t = Validation::Strict)]
+    pub validation: Validation,
+    /// How long events stay replayable, in seconds (whole segments are deleted after it).
+    #[arg(long, env = "RELAY_REPLAY_WINDOW_SECS", default_value_t = 72 * 3600)]
+    pub replay_window_secs: u64,
+    /// Largest event log on disk, in bytes, before the oldest segments are deleted.
+    #[arg(long, env = "RELAY_EVENTLOG_BYTES_MAX", default_value_t = 300 * 1024 * 1024 * 1024)]
+    pub eventlog_bytes_max: u64,
+    /// PostgreSQL URL for the state store (`postgres://…`); RocksDB under the data
+    /// directory when absent.
+    #[arg(long, env = "RELAY_DATABASE_URL")]
+    pub database_url: Option<String>,
 }

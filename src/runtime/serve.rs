@@ -1,16 +1,421 @@
-//! `relay serve`: starts the executors, wires ingest → sequencer → log → fan-out.
+//! `relay serve`: starts the executors and wires ingest → sequencer → log → fan-out.
 //!
-//! Owns: core roles and their placement, the rings between them, startup and shutdown
-//! order. Must not: decode, verify or persist anything itself.
+//! Owns: startup order (log recovery, identity, replay threads, metrics, executors),
+//! the rings between roles (glommio SPSC shared channels), pinning, and shutdown on
+//! SIGINT/SIGTERM. Must not: decode, verify or persist anything itself.
+//!
+//! Startup: the event log is opened and recovered on the main thread (it blocks on the
+//! disk) before any executor starts; the next seq comes from its recovery. Each executor
+//! is pinned to one allowed CPU with core_affinity (round-robin when `--cores` exceeds
+//! them) and runs the roles `runtime::placement::plan` gives it.
 
-use crate::config::ServeArgs;
+use crate::api::server::{self as http_server, Router};
+use crate::config::limits::{
+    FANOUT_RING_SLOTS_MAX, INGEST_UPSTREAM_QUEUE_FRAMES_MAX, SEQUENCER_RING_SLOTS_MAX,
+};
+use crate::config::{ServeArgs, Validation};
+use crate::eventlog::{EventLog, EventLogConfig, OnDurable};
+use crate::fanout::replay::ReplayPool;
+use crate::fanout::{Hub, HubConfig};
+use crate::identity::service::{IdentityConfig, IdentityService};
+use crate::runtime::frames::{FrameRegionConfig, FrameWriter, RegionId};
+use crate::runtime::ingest::{HostEntry, IngestShard, authority_of};
+use crate::runtime::notify::Notify;
+use crate::runtime::placement::{self, CoreRoles};
+use crate::sequencer::Sequencer;
+use crate::sequencer::stage::{Admitted, Published, SequencerStage};
+use crate::upstream::session::{SessionControl, SessionLimits, run_session};
+use crate::upstream::target::{HostId, HostTarget};
+use crate::upstream::tls::client_tls_config;
+use glommio::channels::local_channel;
+use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
+use glommio::{LocalExecutorBuilder, Placement};
+use std::cell::RefCell;
 use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
 
-/// Run the relay until it is stopped.
+/// Why the relay could not start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// A flag's value is unusable.
+    Config(String),
+    /// The event log did not open.
+    EventLog(crate::eventlog::EventLogError),
+    /// A thread or executor did not start.
+    Spawn(String),
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeError::Config(e) => write!(f, "configuration: {e}"),
+            ServeError::EventLog(e) => write!(f, "event log: {e}"),
+            ServeError::Spawn(e) => write!(f, "starting: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+/// Run the relay until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> ExitCode {
-    eprintln!(
-        "relay serve --cores {}: the data plane is being wired (issue 4)",
-        args.cores
+    crate::runtime::logging::init();
+    crate::runtime::signals::block_termination();
+    match start(&args) {
+        Ok(relay) => {
+            let signal = crate::runtime::signals::wait_for_termination();
+            log::info!("relay: {signal} received; stopping");
+            relay.stop();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("relay serve: {e}");
+            eprintln!("relay serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A started relay: its executors run until [`Relay::stop`].
+pub struct Relay {
+    executors: Vec<glommio::ExecutorJoinHandle<()>>,
+    stop: Vec<glommio::channels::shared_channel::SharedSender<()>>,
+    /// The bound public address (useful when the flag asked for port 0).
+    pub listen: std::net::SocketAddr,
+}
+
+impl Relay {
+    /// Stop the executors. Frames not yet durable are not broadcast; the log's recovery
+    /// handles whatever the writer had not finished.
+    pub fn stop(self) {
+        drop(self.stop);
+        for executor in self.executors {
+            let _ = executor.join();
+        }
+    }
+}
+
+/// The rings of one relay: every ingest shard → the sequencer, the sequencer → every
+/// fan-out core.
+struct Rings {
+    to_sequencer: Vec<(Option<SharedSender<Admitted>>, Option<SharedReceiver<Admitted>>)>,
+    to_fanout: Vec<(Option<SharedSender<Published>>, Option<SharedReceiver<Published>>)>,
+}
+
+/// Everything one executor needs, moved into its thread.
+struct CoreSetup {
+    roles: CoreRoles,
+    cpu: Option<core_affinity::CoreId>,
+    args: ServeArgs,
+    log: EventLog,
+    identity: IdentityService,
+    replay: ReplayPool,
+    listener: Option<std::net::TcpListener>,
+    hosts: Vec<(HostId, String)>,
+    ingest_sender: Option<SharedSender<Admitted>>,
+    sequencer: Option<SequencerSetup>,
+    fanout_receiver: Option<SharedReceiver<Published>>,
+    stop: SharedReceiver<()>,
+}
+
+struct SequencerSetup {
+    sequencer: Sequencer,
+    appender: crate::eventlog::Appender<Published>,
+    durable_notify: Arc<Notify>,
+    ingest_receivers: Vec<SharedReceiver<Admitted>>,
+    fanout_senders: Vec<SharedSender<Published>>,
+}
+
+/// Start the relay's executors and return once they run.
+pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
+    let plan = placement::plan(args.cores);
+    let shards = placement::ingest_shards(&plan);
+    let fanout_cores = plan.iter().filter(|r| r.fanout).count();
+
+    let mut log_config = EventLogConfig::new(&args.data_dir);
+    log_config.replay_window = Duration::from_secs(args.replay_window_secs);
+    log_config.bytes_max = args.eventlog_bytes_max;
+    let (log, recovery) = EventLog::open(&log_config).map_err(ServeError::EventLog)?;
+    log::info!(
+        "event log recovered: next seq {}, {} segments",
+        recovery.next_seq.get(),
+        log.segment_count()
     );
-    ExitCode::from(2)
+    let durable_notify = Arc::new(Notify::new());
+    let notify = Arc::clone(&durable_notify);
+    let appender = log
+        .start_writer(Some(OnDurable::new(move |_| notify.notify())))
+        .map_err(ServeError::EventLog)?;
+
+    let mut identity_config = IdentityConfig::new(&args.plc_url);
+    identity_config.allow_http = args.allow_plaintext;
+    let identity = IdentityService::spawn(identity_config)
+        .map_err(|e| ServeError::Config(format!("identity: {e}")))?;
+    let replay = ReplayPool::start(&log, fanout_cores.clamp(1, 4))
+        .map_err(|e| ServeError::Spawn(format!("replay threads: {e}")))?;
+    crate::runtime::metrics_http::start(args.metrics_listen)
+        .map_err(|e| ServeError::Spawn(format!("metrics on {}: {e}", args.metrics_listen)))?;
+
+    // One std listener, cloned per fan-out core: the kernel spreads connections over
+    // the cores that accept on it.
+    let listener = std::net::TcpListener::bind(args.listen)
+        .map_err(|e| ServeError::Spawn(format!("listening on {}: {e}", args.listen)))?;
+    let listen = listener
+        .local_addr()
+        .map_err(|e| ServeError::Spawn(e.to_string()))?;
+
+    let mut rings = Rings {
+        to_sequencer: (0..shards)
+            .map(|_| {
+                let (tx, rx) = shared_channel::new_bounded(SEQUENCER_RING_SLOTS_MAX);
+                (Some(tx), Some(rx))
+            })
+            .collect(),
+        to_fanout: (0..fanout_cores)
+            .map(|_| {
+                let (tx, rx) = shared_channel::new_bounded(FANOUT_RING_SLOTS_MAX);
+                (Some(tx), Some(rx))
+            })
+            .collect(),
+    };
+    let mut hosts_by_shard: Vec<Vec<(HostId, String)>> = vec![Vec::new(); shards];
+    for (index, url) in args.upstreams.iter().enumerate() {
+        let authority = authority_of(url)
+            .ok_or_else(|| ServeError::Config(format!("upstream {url}: not a ws(s):// URL")))?;
+        let shard = placement::shard_of_host(&authority, shards);
+        if let Some(list) = hosts_by_shard.get_mut(shard) {
+            list.push((HostId(index as u64 + 1), url.clone()));
+        }
+    }
+
+    let cpus = core_affinity::get_core_ids().unwrap_or_default();
+    let mut sequencer_setup = Some(SequencerSetup {
+        sequencer: Sequencer::new(recovery.next_seq),
+        appender,
+        durable_notify,
+        ingest_receivers: rings
+            .to_sequencer
+            .iter_mut()
+            .filter_map(|(_, rx)| rx.take())
+            .collect(),
+        fanout_senders: rings
+            .to_fanout
+            .iter_mut()
+            .filter_map(|(tx, _)| tx.take())
+            .collect(),
+    });
+    let mut executors = Vec::new();
+    let mut stops = Vec::new();
+    let mut fanout_index = 0;
+    for roles in plan {
+        let (stop_tx, stop_rx) = shared_channel::new_bounded(1);
+        stops.push(stop_tx);
+        let fanout_receiver = if roles.fanout {
+            let rx = rings.to_fanout.get_mut(fanout_index).and_then(|(_, rx)| rx.take());
+            fanout_index += 1;
+            rx
+        } else {
+            None
+        };
+        let setup = CoreSetup {
+            roles,
+            cpu: (!cpus.is_empty()).then(|| cpus[roles.executor % cpus.len()]),
+            args: args.clone(),
+            log: log.clone(),
+            identity: identity.clone(),
+            replay: replay.clone(),
+            listener: if roles.fanout {
+                Some(listener.try_clone().map_err(|e| ServeError::Spawn(e.to_string()))?)
+            } else {
+                None
+            },
+            hosts: roles
+                .ingest_shard
+                .and_then(|s| hosts_by_shard.get(s).cloned())
+                .unwrap_or_default(),
+            ingest_sender: roles
+                .ingest_shard
+                .and_then(|s| rings.to_sequencer.get_mut(s))
+                .and_then(|(tx, _)| tx.take()),
+            sequencer: if roles.sequencer {
+                sequencer_setup.take()
+            } else {
+                None
+            },
+            fanout_receiver,
+            stop: stop_rx,
+        };
+        let handle = LocalExecutorBuilder::new(Placement::Unbound)
+            .name(&format!("relay-core-{}", roles.executor))
+            .spawn(move || run_core(setup))
+            .map_err(|e| ServeError::Spawn(format!("executor {}: {e}", roles.executor)))?;
+        executors.push(handle);
+    }
+    Ok(Relay {
+        executors,
+        stop: stops,
+        listen,
+    })
+}
+
+/// One executor: pin, start its roles, run until told to stop.
+async fn run_core(setup: CoreSetup) {
+    if let Some(cpu) = setup.cpu
+        && !core_affinity::set_for_current(cpu)
+    {
+        log::warn!("executor {}: could not pin to cpu {}", setup.roles.executor, cpu.id);
+    }
+    let CoreSetup {
+        roles,
+        args,
+        log,
+        identity,
+        replay,
+        listener,
+        hosts,
+        ingest_sender,
+        sequencer,
+        fanout_receiver,
+        stop,
+        ..
+    } = setup;
+    if let Some(sequencer) = sequencer {
+        glommio::spawn_local(run_sequencer(sequencer, log.durable_seq_handle())).detach();
+    }
+    if let (Some(receiver), Some(listener)) = (fanout_receiver, listener) {
+        glommio::spawn_local(run_fanout(roles.executor, receiver, listener, log.clone(), replay))
+            .detach();
+    }
+    if let (Some(shard), Some(sender)) = (roles.ingest_shard, ingest_sender) {
+        glommio::spawn_local(run_ingest(shard, sender, hosts, identity, args)).detach();
+    }
+    // Every sender of `stop` is dropped by `Relay::stop`: the channel closes.
+    let stop = stop.connect().await;
+    let _ = stop.recv().await;
+}
+
+async fn run_sequencer(setup: SequencerSetup, durable: crate::eventlog::DurableSeq) {
+    let stage = SequencerStage::new(
+        setup.sequencer,
+        setup.appender,
+        durable,
+        setup.durable_notify,
+    );
+    for receiver in setup.ingest_receivers {
+        let stage = Rc::clone(&stage);
+        glommio::spawn_local(async move {
+            let ring = receiver.connect().await;
+            stage.drain_ring(ring).await;
+        })
+        .detach();
+    }
+    let mut rings = Vec::new();
+    for sender in setup.fanout_senders {
+        rings.push(glommio::spawn_local(sender.connect()));
+    }
+    let mut connected = Vec::new();
+    for ring in rings {
+        connected.push(ring.await);
+    }
+    stage
+        .publish(connected, Box::new(|_frame, _origin| {}))
+        .await;
+}
+
+async fn run_fanout(
+    executor: usize,
+    receiver: SharedReceiver<Published>,
+    listener: std::net::TcpListener,
+    log: EventLog,
+    replay: ReplayPool,
+) {
+    let hub = match Hub::new(executor, HubConfig::new(), log, replay) {
+        Ok(hub) => hub,
+        Err(e) => {
+            log::error!("fan-out core {executor}: {e}");
+            return;
+        }
+    };
+    let pump_hub = Rc::clone(&hub);
+    glommio::spawn_local(async move {
+        let ring = receiver.connect().await;
+        while let Some(frame) = ring.recv().await {
+            pump_hub.publish(frame);
+        }
+    })
+    .detach();
+    let mut router = Router::new(env!("CARGO_PKG_VERSION"));
+    router.websocket(
+        "/xrpc/com.atproto.sync.subscribeRepos",
+        hub.subscribe_repos(),
+    );
+    let listener = match glommio::net::TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(e) => {
+            log::error!("fan-out core {executor}: listener: {e}");
+            return;
+        }
+    };
+    let error = http_server::serve(listener, Rc::new(router)).await;
+    log::error!("fan-out core {executor}: accept loop ended: {error}");
+}
+
+async fn run_ingest(
+    shard: usize,
+    sender: SharedSender<Admitted>,
+    hosts: Vec<(HostId, String)>,
+    identity: IdentityService,
+    args: ServeArgs,
+) {
+    let ring = sender.connect().await;
+    let writer = match FrameWriter::new(RegionId::new(shard as u32), FrameRegionConfig::default())
+    {
+        Ok(writer) => Rc::new(RefCell::new(writer)),
+        Err(e) => {
+            log::error!("ingest shard {shard}: frame buffer: {e}");
+            return;
+        }
+    };
+    let tls = match client_tls_config() {
+        Ok(tls) => tls,
+        Err(e) => {
+            log::error!("ingest shard {shard}: TLS roots: {e}");
+            return;
+        }
+    };
+    let (frames_tx, frames_rx) = local_channel::new_bounded(INGEST_UPSTREAM_QUEUE_FRAMES_MAX);
+    let (resolved_tx, resolved_rx) = local_channel::new_bounded(INGEST_UPSTREAM_QUEUE_FRAMES_MAX);
+    let mut verifier = IngestShard::new(
+        shard as u16,
+        args.validation == Validation::Strict,
+        identity,
+        resolved_tx,
+        ring,
+    );
+    let frames_tx = Rc::new(frames_tx);
+    for (host_id, url) in hosts {
+        let control = SessionControl::new(None);
+        let authority = authority_of(&url).unwrap_or_default();
+        verifier.add_host(host_id, HostEntry::new(authority, Rc::clone(&control)));
+        let target = HostTarget {
+            host_id,
+            url,
+            allow_plaintext: args.allow_plaintext,
+        };
+        let limits = SessionLimits {
+            shard: shard as u32,
+            ..SessionLimits::default()
+        };
+        let (writer, tls, out) = (Rc::clone(&writer), Arc::clone(&tls), Rc::clone(&frames_tx));
+        glommio::spawn_local(async move {
+            let reason = run_session(target, control, writer, tls, out, limits).await;
+            log::warn!("upstream session {} ended: {}", host_id.0, reason.reason());
+        })
+        .detach();
+    }
+    drop(frames_tx);
+    verifier.run(frames_rx, resolved_rx).await;
 }

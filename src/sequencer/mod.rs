@@ -9,6 +9,9 @@
 //! *Planned*: the executor loop that drains the ingest rings, batches to the log writer
 //! and publishes up to the durable seq.
 
+#[cfg(feature = "server")]
+pub mod stage;
+
 use crate::config::limits::EVENTLOG_SEQ_MAX;
 use crate::eventlog::{AccountKey, GatherRecord, RecordKind, Seq};
 use crate::frame::event::encode_seq_patch;

@@ -1,0 +1,599 @@
+//! An ingest shard's verifier: takes the frames its upstream sessions read, checks each
+//! host's sequence, finds each account's identity (parking the account's frames while it
+//! resolves), applies the rule set, and sends what passes to the sequencer ring.
+//!
+//! Owns: per-host sequence checks and cursors (through each session's `SessionControl`),
+//! the shard's account table (parsed key, PDS authority, last accepted rev and data),
+//! parking, forced re-resolution after a bad signature or host mismatch, and the
+//! rejection counters. Must not: read sockets (the sessions do), block (identity lookups
+//! are futures completed by the resolver threads), or assign seqs.
+//!
+//! Everything runs in **one task** per shard, so an account's frames are judged and sent
+//! in the order they arrived whatever waits in between: a frame of an account that has
+//! frames parked is parked behind them.
+//!
+//! Queues and their policies:
+//! * sessions → verifier (`INGEST_UPSTREAM_QUEUE_FRAMES_MAX`): **block** the sessions.
+//! * parked frames: per account `INGEST_PARKED_FRAMES_PER_ACCOUNT_MAX`, per shard
+//!   `INGEST_PARKED_BYTES_MAX` bytes: **drop** the frame with reason `parked_account_full`
+//!   / `parked_bytes_full`. A failed lookup drops the account's parked frames with
+//!   `identity_unresolved`.
+//! * verifier → sequencer ring: **block** (the verifier awaits; sessions then block).
+//!
+//! Checks: per-connection upstream seq strictly increasing, host authority (the account's
+//! DID document names this host as its PDS), and everything `verify::rules` checks.
+//! Does not check yet: account status and per-host rate and account limits (issue 5).
+
+use crate::config::limits::{
+    INGEST_ACCOUNTS_MAX, INGEST_IDENTITY_REFRESH_SECS_MIN, INGEST_PARKED_BYTES_MAX,
+    INGEST_PARKED_FRAMES_PER_ACCOUNT_MAX,
+};
+use crate::eventlog::AccountKey;
+use crate::frame::event::{Event, Frame};
+use crate::identity::service::{IdentityService, Resolved};
+use crate::runtime::frames::FrameHandle;
+use crate::sequencer::stage::{Admitted, Origin};
+use crate::upstream::session::{SessionControl, UpstreamFrame};
+use crate::upstream::target::HostId;
+use crate::verify::rules::{
+    AccountState, Policy, Rejection, Verified, verify_commit_frame, verify_status_frame,
+    verify_sync_frame,
+};
+use crate::verify::signature::{ParsedKey, VerifierSet};
+use glommio::channels::local_channel::{LocalReceiver, LocalSender};
+use glommio::channels::shared_channel::ConnectedSender;
+use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// What the verifier knows of one upstream host.
+pub struct HostEntry {
+    /// `host[:port]` as the host's URL names it (compared with DID documents' PDS).
+    pub authority: String,
+    /// The session's control block (cursor, disconnect).
+    pub control: Rc<SessionControl>,
+    last_seq: Option<(u64, u64)>,
+}
+
+impl HostEntry {
+    /// A host whose session is controlled by `control`.
+    pub fn new(authority: String, control: Rc<SessionControl>) -> HostEntry {
+        HostEntry {
+            authority,
+            control,
+            last_seq: None,
+        }
+    }
+}
+
+/// An identity lookup's outcome, delivered back to the shard's task.
+pub struct Resolution {
+    did: String,
+    outcome: Result<Arc<Resolved>, &'static str>,
+}
+
+struct Account {
+    key: ParsedKey,
+    pds_authority: Option<String>,
+    state: Option<AccountState>,
+    account_key: AccountKey,
+    refreshed_at: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Slot {
+    account: Option<Account>,
+    parked: VecDeque<UpstreamFrame>,
+    resolving: bool,
+}
+
+/// The kinds of frame the verifier routes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Commit,
+    Sync,
+    Identity,
+    Account,
+}
+
+/// What the first decode tells the router.
+struct Peek {
+    kind: Kind,
+    seq: u64,
+    did: Range<usize>,
+}
+
+enum Routed {
+    Peeked(Peek),
+    /// Handled already (info, error frames) or refused with this reason.
+    Done(Option<&'static str>),
+}
+
+/// One ingest shard's verifier state. Lives on its executor (`!Send`).
+pub struct IngestShard {
+    shard: u16,
+    strict: bool,
+    hosts: HashMap<HostId, HostEntry>,
+    accounts: HashMap<String, Slot>,
+    account_order: VecDeque<String>,
+    parked_bytes: usize,
+    identity: IdentityService,
+    resolved_tx: Rc<LocalSender<Resolution>>,
+    ring: ConnectedSender<Admitted>,
+}
+
+impl IngestShard {
+    /// A shard sending to `ring`, resolving through `identity`; `resolved_tx` is the
+    /// sender of the channel whose receiver is passed to [`IngestShard::run`].
+    pub fn new(
+        shard: u16,
+        strict: bool,
+        identity: IdentityService,
+        resolved_tx: LocalSender<Resolution>,
+        ring: ConnectedSender<Admitted>,
+    ) -> IngestShard {
+        IngestShard {
+            shard,
+            strict,
+            hosts: HashMap::new(),
+            accounts: HashMap::new(),
+            account_order: VecDeque::new(),
+            parked_bytes: 0,
+            identity,
+            resolved_tx: Rc::new(resolved_tx),
+            ring,
+        }
+    }
+
+    /// Register a host before its session delivers frames.
+    pub fn add_host(&mut self, host: HostId, entry: HostEntry) {
+        self.hosts.insert(host, entry);
+    }
+
+    /// Judge frames and resolutions until the sessions' channel closes. Resolutions are
+    /// served first: they are rare, and they release parked frames.
+    pub async fn run(
+        mut self,
+        frames: LocalReceiver<UpstreamFrame>,
+        resolved: LocalReceiver<Resolution>,
+    ) {
+        loop {
+            let work = futures_lite::future::or(
+                async { resolved.recv().await.map(Work::Resolved) },
+                async { frames.recv().await.map(Work::Frame) },
+            )
+            .await;
+            match work {
+                Some(Work::Frame(frame)) => self.on_frame(frame).await,
+                Some(Work::Resolved(resolution)) => self.on_resolved(resolution).await,
+                None => return,
+            }
+        }
+    }
+
+    async fn on_frame(&mut self, upstream: UpstreamFrame) {
+        let peek = match self.route(&upstream) {
+            Routed::Peeked(peek) => peek,
+            Routed::Done(reason) => {
+                if let Some(reason) = reason {
+                    self.reject(reason);
+                }
+                return;
+            }
+        };
+        let did = did_of(&upstream.frame, &peek.did);
+        let needs_key = matches!(peek.kind, Kind::Commit | Kind::Sync);
+        let (park, resolve) = match self.accounts.get(did) {
+            Some(slot) if slot.resolving || !slot.parked.is_empty() => (true, false),
+            Some(slot) if slot.account.is_some() => (false, false),
+            _ if needs_key => (true, true),
+            _ => (false, false),
+        };
+        if park {
+            let did = did.to_owned();
+            self.park(&did, upstream, resolve, false);
+        } else {
+            self.judge(upstream, peek).await;
+        }
+    }
+
+    /// Decode enough to route: info and error frames are handled here, the per-connection
+    /// seq is checked, and the host's cursor moves.
+    fn route(&mut self, upstream: &UpstreamFrame) -> Routed {
+        let bytes = upstream.frame.as_bytes();
+        let frame = match Frame::decode(bytes) {
+            Ok(frame) => frame,
+            Err(e) => return Routed::Done(Some(e.reason())),
+        };
+        let (kind, seq, did) = match frame.event() {
+            Event::Commit(e) => (Kind::Commit, e.seq(), e.repo()),
+            Event::Sync(e) => (Kind::Sync, e.seq(), e.did()),
+            Event::Identity(e) => (Kind::Identity, e.seq(), e.did()),
+            Event::Account(e) => (Kind::Account, e.seq(), e.did()),
+            Event::Info(info) => {
+                metrics::counter!("relay_ingest_upstream_info_total", "shard" => self.shard.to_string())
+                    .increment(1);
+                log::info!("upstream host {} says #info {}", upstream.host.0, info.name());
+                return Routed::Done(None);
+            }
+            Event::Error(error) => {
+                self.on_upstream_error(upstream.host, error.error());
+                return Routed::Done(None);
+            }
+            Event::Unknown { .. } => return Routed::Done(Some("unknown_type")),
+        };
+        let Some(host) = self.hosts.get_mut(&upstream.host) else {
+            return Routed::Done(Some("unknown_host"));
+        };
+        if let Some((connection, last)) = host.last_seq
+            && connection == upstream.connection
+            && seq <= last
+        {
+            return Routed::Done(Some("upstream_seq_not_increasing"));
+        }
+        host.last_seq = Some((upstream.connection, seq));
+        host.control.cursor.set(Some(seq));
+        Routed::Peeked(Peek {
+            kind,
+            seq,
+            did: span_of(bytes, did),
+        })
+    }
+
+    fn on_upstream_error(&mut self, host: HostId, name: &str) {
+        let Some(host) = self.hosts.get(&host) else {
+            return;
+        };
+        let reason = match name {
+            // Our cursor is ahead of the host (it lost its history or reset its
+            // sequence): resume from its live head.
+            "FutureCursor" => {
+                host.control.cursor.set(None);
+                "upstream_future_cursor"
+            }
+            "ConsumerTooSlow" => "upstream_consumer_too_slow",
+            _ => "upstream_error_frame",
+        };
+        metrics::counter!("relay_ingest_upstream_errors_total", "reason" => reason).increment(1);
+        host.control.disconnect(reason);
+    }
+
+    /// Apply the rules to a frame whose account is known (or that needs no key).
+    async fn judge(&mut self, upstream: UpstreamFrame, peek: Peek) {
+        let UpstreamFrame {
+            host,
+            connection,
+            frame,
+        } = upstream;
+        let did = did_of(&frame, &peek.did).to_owned();
+        let policy = Policy {
+            now_micros: now_micros(),
+            strict: self.strict,
+        };
+        let result = match (peek.kind, self.accounts.get(&did).and_then(|s| s.account.as_ref())) {
+            (Kind::Commit, Some(account)) => {
+                verify_commit_frame(frame, &account.key, account.state.as_ref(), &policy)
+            }
+            (Kind::Sync, Some(account)) => {
+                verify_sync_frame(frame, &account.key, account.state.as_ref(), &policy)
+            }
+            (Kind::Identity | Kind::Account, _) => verify_status_frame(frame),
+            (Kind::Commit | Kind::Sync, None) => Err((frame, Rejection::UnexpectedType)),
+        };
+        match result {
+            Ok(verified) => self.admit(&did, host, peek, verified).await,
+            Err((frame, rejection)) => {
+                let retry = matches!(rejection, Rejection::BadSignature(_))
+                    && self.may_refresh(&did);
+                if retry {
+                    let upstream = UpstreamFrame {
+                        host,
+                        connection,
+                        frame,
+                    };
+                    self.park(&did, upstream, true, true);
+                } else {
+                    self.reject(rejection.reason());
+                }
+            }
+        }
+    }
+
+    async fn admit(&mut self, did: &str, host: HostId, peek: Peek, verified: Verified<FrameHandle>) {
+        if matches!(peek.kind, Kind::Commit | Kind::Sync) && !self.host_is_authority(did, host) {
+            if self.may_refresh(did) {
+                let upstream = UpstreamFrame {
+                    host,
+                    connection: self.hosts.get(&host).map_or(0, |h| h.control.connection()),
+                    frame: verified.into_frame(),
+                };
+                self.park(did, upstream, true, true);
+            } else {
+                self.reject("host_not_authority");
+            }
+            return;
+        }
+        if verified.desynchronized() {
+            metrics::counter!("relay_verify_desynchronized_total").increment(1);
+        }
+        if let Some(rejection) = verified.lenient_pass() {
+            metrics::counter!("relay_verify_lenient_passes_total", "reason" => rejection.reason())
+                .increment(1);
+        }
+        let account_key = account_key_of(did);
+        if let Some(account) = self.accounts.get_mut(did).and_then(|s| s.account.as_mut()) {
+            if let Some(state) = verified.next_state() {
+                account.state = Some(state);
+            }
+        }
+        if peek.kind == Kind::Identity {
+            // The identity changed: forget the key and the PDS; the next commit resolves.
+            self.identity.purge(did);
+            if let Some(slot) = self.accounts.get_mut(did) {
+                slot.account = None;
+            }
+        }
+        let admitted = Admitted {
+            verified,
+            account_key,
+            origin: Origin {
+                shard: self.shard,
+                host_id: host.0,
+                upstream_seq: peek.seq,
+            },
+        };
+        if self.ring.send(admitted).await.is_err() {
+            self.reject("sequencer_stopped");
+        }
+    }
+
+    fn host_is_authority(&self, did: &str, host: HostId) -> bool {
+        let pds = self
+            .accounts
+            .get(did)
+            .and_then(|s| s.account.as_ref())
+            .and_then(|a| a.pds_authority.as_deref());
+        match (pds, self.hosts.get(&host)) {
+            (Some(pds), Some(host)) => pds.eq_ignore_ascii_case(&host.authority),
+            _ => false,
+        }
+    }
+
+    fn may_refresh(&self, did: &str) -> bool {
+        let refreshed_at = self
+            .accounts
+            .get(did)
+            .and_then(|s| s.account.as_ref())
+            .and_then(|a| a.refreshed_at);
+        refreshed_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(INGEST_IDENTITY_REFRESH_SECS_MIN))
+    }
+
+    /// Queue `upstream` behind the account's other parked frames; start a lookup if asked
+    /// and none is running (`refresh` bypasses the identity cache).
+    fn park(&mut self, did: &str, upstream: UpstreamFrame, resolve: bool, refresh: bool) {
+        let len = upstream.frame.len();
+        if self.parked_bytes + len > INGEST_PARKED_BYTES_MAX {
+            self.reject("parked_bytes_full");
+            return;
+        }
+        if !self.accounts.contains_key(did) {
+            self.remember(did);
+        }
+        let Some(slot) = self.accounts.get_mut(did) else {
+            return;
+        };
+        if slot.parked.len() >= INGEST_PARKED_FRAMES_PER_ACCOUNT_MAX {
+            self.reject("parked_account_full");
+            return;
+        }
+        slot.parked.push_back(upstream);
+        self.parked_bytes += len;
+        metrics::gauge!("relay_ingest_parked_bytes", "shard" => self.shard.to_string())
+            .set(self.parked_bytes as f64);
+        if resolve && !slot.resolving {
+            slot.resolving = true;
+            if refresh {
+                if let Some(account) = slot.account.as_mut() {
+                    account.refreshed_at = Some(Instant::now());
+                }
+            }
+            self.start_lookup(did, refresh);
+        }
+    }
+
+    fn remember(&mut self, did: &str) {
+        while self.accounts.len() >= INGEST_ACCOUNTS_MAX {
+            let Some(oldest) = self.account_order.pop_front() else {
+                break;
+            };
+            let busy = self
+                .accounts
+                .get(&oldest)
+                .is_some_and(|s| s.resolving || !s.parked.is_empty());
+            if busy {
+                self.account_order.push_back(oldest);
+                break;
+            }
+            self.accounts.remove(&oldest);
+        }
+        self.accounts.insert(did.to_owned(), Slot::default());
+        self.account_order.push_back(did.to_owned());
+    }
+
+    fn start_lookup(&self, did: &str, refresh: bool) {
+        let lookup = if refresh {
+            self.identity.refresh(did)
+        } else {
+            self.identity.resolve(did)
+        };
+        let sender = self.resolved_tx.clone();
+        let did = did.to_owned();
+        glommio::spawn_local(async move {
+            let outcome = lookup.await.map_err(|e| e.reason());
+            // The receiver only closes when the shard stops.
+            let _ = sender.send(Resolution { did, outcome }).await;
+        })
+        .detach();
+    }
+
+    /// Install the looked-up identity and judge the account's parked frames in order.
+    async fn on_resolved(&mut self, resolution: Resolution) {
+        let Resolution { did, outcome } = resolution;
+        let installed = match outcome {
+            Ok(resolved) => self.install(&did, &resolved),
+            Err(reason) => Err(reason),
+        };
+        if let Err(reason) = installed {
+            metrics::counter!("relay_ingest_identity_failures_total", "reason" => reason)
+                .increment(1);
+            let parked = self
+                .accounts
+                .get_mut(&did)
+                .map(|slot| {
+                    slot.resolving = false;
+                    std::mem::take(&mut slot.parked)
+                })
+                .unwrap_or_default();
+            for frame in parked {
+                self.parked_bytes -= frame.frame.len();
+                self.reject("identity_unresolved");
+            }
+            return;
+        }
+        loop {
+            let next = self.accounts.get_mut(&did).and_then(|slot| slot.parked.pop_front());
+            let Some(upstream) = next else { break };
+            self.parked_bytes -= upstream.frame.len();
+            // Re-peek: the frame was routed (seq checked) before it parked.
+            let Some(peek) = repeek(&upstream.frame) else {
+                self.reject("frame_internal");
+                continue;
+            };
+            self.judge(upstream, peek).await;
+            // A frame judged above may have parked again (refresh); stop and wait for it.
+            if self.accounts.get(&did).is_some_and(|s| s.resolving) {
+                return;
+            }
+        }
+        metrics::gauge!("relay_ingest_parked_bytes", "shard" => self.shard.to_string())
+            .set(self.parked_bytes as f64);
+    }
+
+    fn install(&mut self, did: &str, resolved: &Resolved) -> Result<(), &'static str> {
+        let key = ParsedKey::new(&resolved.document.signing_key, &VerifierSet::FASTEST)
+            .map_err(|e| e.reason())?;
+        let pds_authority = resolved
+            .document
+            .pds_endpoint
+            .as_deref()
+            .and_then(authority_of);
+        let Some(slot) = self.accounts.get_mut(did) else {
+            return Err("account_forgotten");
+        };
+        slot.resolving = false;
+        let (state, refreshed_at) = slot
+            .account
+            .as_ref()
+            .map_or((None, None), |a| (a.state, a.refreshed_at));
+        slot.account = Some(Account {
+            key,
+            pds_authority,
+            state,
+            account_key: account_key_of(did),
+            refreshed_at,
+        });
+        Ok(())
+    }
+
+    fn reject(&self, reason: &'static str) {
+        metrics::counter!("relay_verify_rejections_total", "reason" => reason, "shard" => self.shard.to_string())
+            .increment(1);
+        log::debug!("shard {} dropped a frame: {reason}", self.shard);
+    }
+}
+
+enum Work {
+    Frame(UpstreamFrame),
+    Resolved(Resolution),
+}
+
+fn repeek(frame: &FrameHandle) -> Option<Peek> {
+    let bytes = frame.as_bytes();
+    let decoded = Frame::decode(bytes).ok()?;
+    let (kind, seq, did) = match decoded.event() {
+        Event::Commit(e) => (Kind::Commit, e.seq(), e.repo()),
+        Event::Sync(e) => (Kind::Sync, e.seq(), e.did()),
+        Event::Identity(e) => (Kind::Identity, e.seq(), e.did()),
+        Event::Account(e) => (Kind::Account, e.seq(), e.did()),
+        _ => return None,
+    };
+    Some(Peek {
+        kind,
+        seq,
+        did: span_of(bytes, did),
+    })
+}
+
+fn did_of<'a>(frame: &'a FrameHandle, span: &Range<usize>) -> &'a str {
+    frame
+        .as_bytes()
+        .get(span.clone())
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .unwrap_or_default()
+}
+
+/// The byte range of `part` inside `whole` (a sub-slice of it).
+fn span_of(whole: &[u8], part: &str) -> Range<usize> {
+    let start = (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
+    start..start + part.len()
+}
+
+/// `host[:port]` of an `http(s)://` or `ws(s)://` URL, lower-cased, default ports dropped.
+pub fn authority_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
+    let default_port = match scheme {
+        "https" | "wss" => ":443",
+        "http" | "ws" => ":80",
+        _ => return None,
+    };
+    Some(
+        authority
+            .strip_suffix(default_port)
+            .map(str::to_owned)
+            .unwrap_or(authority),
+    )
+}
+
+/// The log's account key of a DID: FNV-1a 64 of its bytes. Takedowns match on it.
+pub fn account_key_of(did: &str) -> AccountKey {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in did.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    AccountKey::new(hash)
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authority_drops_default_ports_and_paths() {
+        assert_eq!(authority_of("https://pds.example.com/").as_deref(), Some("pds.example.com"));
+        assert_eq!(authority_of("wss://PDS.example.com:443").as_deref(), Some("pds.example.com"));
+        assert_eq!(authority_of("http://127.0.0.1:8080").as_deref(), Some("127.0.0.1:8080"));
+        assert_eq!(authority_of("ws://127.0.0.1:8080/xrpc").as_deref(), Some("127.0.0.1:8080"));
+        assert_eq!(authority_of("ftp://x"), None);
+    }
+}
