@@ -266,6 +266,20 @@ impl<'a> Blocks<'a> {
         Blocks { sorted: Vec::new() }
     }
 
+    /// An empty index over a recycled buffer (see [`Blocks::recycle`]).
+    pub fn with_buffer(mut buffer: Vec<(Cid, &'a [u8])>) -> Self {
+        buffer.clear();
+        Blocks { sorted: buffer }
+    }
+
+    /// Give the buffer back for the next frame, emptied and re-typed to another
+    /// lifetime without giving up its allocation: the in-place collect of an emptied
+    /// vector reuses the allocation (same element size and alignment), so a per-core
+    /// index allocates only while it grows to the largest CAR seen.
+    pub fn recycle<'b>(self) -> Vec<(Cid, &'b [u8])> {
+        recycle_vec(self.sorted)
+    }
+
     /// Load every block of an atproto CAR, checking each hash, and return its single
     /// root. Duplicate sections (seen in real repos) are kept once.
     pub fn load(&mut self, car: &'a [u8], blocks_max: usize) -> Result<Cid, CarError> {
@@ -349,4 +363,10 @@ mod tests {
         assert_eq!(blocks.load(&car, 10).unwrap(), cid);
         assert_eq!(blocks.get(&cid), Some(&block[..]));
     }
+}
+
+/// Empty `vec` and re-type its element's borrowed lifetime, keeping the allocation.
+pub fn recycle_vec<'b, T, U>(mut vec: Vec<T>) -> Vec<U> {
+    vec.clear();
+    vec.into_iter().filter_map(|_| None).collect()
 }

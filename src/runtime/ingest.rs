@@ -36,7 +36,8 @@ use crate::sequencer::stage::{Admitted, Origin};
 use crate::upstream::session::{SessionControl, UpstreamFrame};
 use crate::upstream::target::HostId;
 use crate::verify::rules::{
-    AccountState, Policy, Rejection, Verified, verify_commit_frame, verify_status_frame,
+    AccountState, Policy, Rejection, Verified, VerifyScratch, verify_commit_frame_with,
+    verify_status_frame,
     verify_sync_frame,
 };
 use crate::verify::signature::{ParsedKey, VerifierSet};
@@ -122,6 +123,7 @@ pub struct IngestShard {
     identity: IdentityService,
     resolved_tx: Rc<LocalSender<Resolution>>,
     ring: ConnectedSender<Admitted>,
+    scratch: VerifyScratch,
 }
 
 impl IngestShard {
@@ -144,6 +146,7 @@ impl IngestShard {
             identity,
             resolved_tx: Rc::new(resolved_tx),
             ring,
+            scratch: VerifyScratch::new(),
         }
     }
 
@@ -273,9 +276,13 @@ impl IngestShard {
             strict: self.strict,
         };
         let result = match (peek.kind, self.accounts.get(&did).and_then(|s| s.account.as_ref())) {
-            (Kind::Commit, Some(account)) => {
-                verify_commit_frame(frame, &account.key, account.state.as_ref(), &policy)
-            }
+            (Kind::Commit, Some(account)) => verify_commit_frame_with(
+                frame,
+                &account.key,
+                account.state.as_ref(),
+                &policy,
+                &mut self.scratch,
+            ),
             (Kind::Sync, Some(account)) => {
                 verify_sync_frame(frame, &account.key, account.state.as_ref(), &policy)
             }

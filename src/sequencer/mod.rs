@@ -68,7 +68,9 @@ impl fmt::Display for SequencerError {
 impl std::error::Error for SequencerError {}
 
 /// One sequenced frame: the outgoing bytes (as a gather) and what the log records.
-#[derive(Debug)]
+/// Cloning it clones the frame handle (one relaxed increment of its segment's count): the
+/// log writer and every fan-out core hold their own clone, with no heap allocation.
+#[derive(Clone, Debug)]
 pub struct Sequenced {
     out: OutFrame,
     seq: Seq,

@@ -21,7 +21,8 @@ use crate::frame::cid::Cid;
 use crate::frame::event::{CommitEvent, Event, Frame, OpAction};
 use crate::syntax::{Did, Handle, Tid};
 use crate::verify::commit::{CommitSignatureError, verify_commit_signature};
-use crate::verify::mst::{Action, Op, invert_ops};
+use crate::frame::car::recycle_vec;
+use crate::verify::mst::{Action, Mst, Op};
 use crate::verify::signature::ParsedKey;
 use std::fmt;
 use std::ops::Range;
@@ -217,6 +218,24 @@ impl<H: AsRef<[u8]>> Verified<H> {
     }
 }
 
+/// Reusable working memory of the rules: the CAR block index, the unsigned-commit
+/// encoding, the op list and the MST arena. One per ingest core; with it, judging a frame
+/// allocates nothing once the buffers have grown to the largest frame seen.
+#[derive(Debug, Default)]
+pub struct VerifyScratch {
+    blocks: Vec<(Cid, &'static [u8])>,
+    unsigned: Vec<u8>,
+    ops: Vec<Op<'static>>,
+    mst: Mst,
+}
+
+impl VerifyScratch {
+    /// Empty buffers.
+    pub fn new() -> Self {
+        VerifyScratch::default()
+    }
+}
+
 /// Judge one `#commit` frame. On refusal the frame is handed back with the reason.
 pub fn verify_commit_frame<H: AsRef<[u8]>>(
     frame: H,
@@ -224,7 +243,34 @@ pub fn verify_commit_frame<H: AsRef<[u8]>>(
     prior: Option<&AccountState>,
     policy: &Policy,
 ) -> Result<Verified<H>, (H, Rejection)> {
-    match judge(frame.as_ref(), key, prior, policy) {
+    verify_commit_frame_with(frame, key, prior, policy, &mut VerifyScratch::new())
+}
+
+/// [`verify_commit_frame`] with the caller's reusable working memory.
+pub fn verify_commit_frame_with<H: AsRef<[u8]>>(
+    frame: H,
+    key: &ParsedKey,
+    prior: Option<&AccountState>,
+    policy: &Policy,
+    scratch: &mut VerifyScratch,
+) -> Result<Verified<H>, (H, Rejection)> {
+    let mut blocks = Blocks::with_buffer(recycle_vec(std::mem::take(&mut scratch.blocks)));
+    let mut ops = recycle_vec(std::mem::take(&mut scratch.ops));
+    let judged = judge(
+        frame.as_ref(),
+        key,
+        prior,
+        policy,
+        &mut Working {
+            blocks: &mut blocks,
+            ops: &mut ops,
+            unsigned: &mut scratch.unsigned,
+            mst: &mut scratch.mst,
+        },
+    );
+    scratch.blocks = blocks.recycle();
+    scratch.ops = recycle_vec(ops);
+    match judged {
         Ok(judged) => Ok(judged.into_verified(frame)),
         Err(rejection) => Err((frame, rejection)),
     }
@@ -345,11 +391,20 @@ fn judge_status(bytes: &[u8]) -> Result<Judged, Rejection> {
     })
 }
 
-fn judge(
-    bytes: &[u8],
+/// The borrowed working memory of one judgement.
+struct Working<'w, 'a> {
+    blocks: &'w mut Blocks<'a>,
+    ops: &'w mut Vec<Op<'a>>,
+    unsigned: &'w mut Vec<u8>,
+    mst: &'w mut Mst,
+}
+
+fn judge<'a>(
+    bytes: &'a [u8],
     key: &ParsedKey,
     prior: Option<&AccountState>,
     policy: &Policy,
+    working: &mut Working<'_, 'a>,
 ) -> Result<Judged, Rejection> {
     let frame = Frame::decode(bytes).map_err(|e| Rejection::Decode(e.reason()))?;
     let Event::Commit(event) = frame.event() else {
@@ -358,16 +413,16 @@ fn judge(
     if event.rebase() || event.too_big() {
         return Err(Rejection::DeprecatedField);
     }
-    let mut blocks = Blocks::new();
-    let root = blocks
+    let root = working
+        .blocks
         .load(event.blocks(), COMMIT_BLOCKS_MAX)
         .map_err(|e| Rejection::BadCar(e.reason()))?;
-    let commit_block = blocks
+    let commit_block = working
+        .blocks
         .get(&root)
         .filter(|_| root == event.commit())
         .ok_or(Rejection::CarRootMismatch)?;
-    let mut scratch = Vec::new();
-    let commit = verify_commit_signature(commit_block, key, &mut scratch).map_err(|e| match e {
+    let commit = verify_commit_signature(commit_block, key, working.unsigned).map_err(|e| match e {
         CommitSignatureError::Commit(e) => Rejection::BadCommit(e.reason()),
         CommitSignatureError::Signature(e) => Rejection::BadSignature(e.reason()),
     })?;
@@ -382,7 +437,7 @@ fn judge(
     }
     let rev = check_rev(event.rev(), prior, policy)?;
     let mut lenient_pass = None;
-    if let Err(rejection) = check_inversion(event, &blocks, commit.data(), prior) {
+    if let Err(rejection) = check_inversion(event, commit.data(), prior, working) {
         if policy.strict {
             return Err(rejection);
         }
@@ -416,11 +471,11 @@ fn check_rev(rev: &str, prior: Option<&AccountState>, policy: &Policy) -> Result
 }
 
 /// Sync 1.1: undo the ops on the tree the slice proves and compare with `prevData`.
-fn check_inversion(
-    event: &CommitEvent<'_>,
-    blocks: &Blocks<'_>,
+fn check_inversion<'a>(
+    event: &CommitEvent<'a>,
     data: Cid,
     prior: Option<&AccountState>,
+    working: &mut Working<'_, 'a>,
 ) -> Result<(), Rejection> {
     let Some(prev_data) = event.prev_data() else {
         // A first commit from an account the relay holds no state for is accepted
@@ -431,7 +486,8 @@ fn check_inversion(
             Ok(())
         };
     };
-    let mut ops = Vec::with_capacity(event.ops_len());
+    let ops = &mut *working.ops;
+    ops.clear();
     for op in event.ops() {
         let action = match (op.action, op.cid, op.prev) {
             (OpAction::Create, Some(cid), _) => Action::Create { cid },
@@ -444,7 +500,12 @@ fn check_inversion(
             action,
         });
     }
-    match invert_ops(blocks, data, &ops) {
+    working.mst.reset(data);
+    let inverted = working
+        .mst
+        .invert(&*working.blocks, ops)
+        .and_then(|()| working.mst.root());
+    match inverted {
         Ok(root) if root == prev_data => Ok(()),
         Ok(_) => Err(Rejection::MstInversion("root_differs_from_prev_data")),
         Err(e) => Err(Rejection::MstInversion(e.reason())),
