@@ -800,6 +800,60 @@ fn disconnect_reconnects_and_stop_ends_the_session() {
 }
 
 #[test]
+fn names_resolve_off_the_executor() {
+    run(|| async {
+        let (listener, port) = listen();
+        // `localhost` is resolved on glommio's blocking pool (/etc/hosts: 127.0.0.1).
+        let h = start(
+            format!("ws://localhost:{port}"),
+            fast_limits(),
+            no_tls(),
+            writer(4 << 20, 1 << 20),
+            8,
+            None,
+        );
+        let (mut stream, _) = accept_ws(&listener).await;
+        send(&mut stream, &server_frame(true, Opcode::Binary, b"by name")).await;
+        assert_eq!(h.frames.recv().await.unwrap().frame.as_bytes(), b"by name");
+        stop(h).await;
+    });
+}
+
+#[test]
+fn a_server_that_never_answers_the_upgrade_times_out() {
+    run(|| async {
+        let (listener, port) = listen();
+        let limits = SessionLimits {
+            connect_timeout: Duration::from_millis(200),
+            ..fast_limits()
+        };
+        let h = start(
+            format!("ws://127.0.0.1:{port}"),
+            limits,
+            no_tls(),
+            writer(4 << 20, 1 << 20),
+            8,
+            None,
+        );
+        let started = Instant::now();
+        let _silent = listener.accept().await.unwrap();
+        wait_until("timeout", || {
+            h.control.last_error() == Some("connect_timeout")
+        })
+        .await;
+        assert!(
+            started.elapsed() >= Duration::from_millis(150),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(h.control.connection(), 0);
+        // Retried like any other failure.
+        let _again = listener.accept().await.unwrap();
+        stop(h).await;
+    });
+}
+
+#[test]
 fn plaintext_is_refused_unless_allowed() {
     run(|| async {
         let control = SessionControl::new(None);
