@@ -259,3 +259,42 @@ pub const INGEST_IDENTITY_REFRESH_SECS_MIN: u64 = 60;
 /// Frames queued from the upstream sessions of one shard to its verifier (a glommio local
 /// channel). When full the sessions stop reading their sockets (block).
 pub const INGEST_UPSTREAM_QUEUE_FRAMES_MAX: usize = 1024;
+// ---- upstream::session ----
+
+/// How long resolving, connecting, the TLS handshake and the WebSocket upgrade of one
+/// upstream connection may take together, in milliseconds. indigo's relay gives the
+/// WebSocket dial a 5 s handshake time-out; ours covers the whole dial with 10 s because
+/// name resolution and TCP connect are inside it too.
+pub const UPSTREAM_CONNECT_TIMEOUT_MILLIS_MAX: u64 = 10_000;
+
+/// Interval between our keep-alive pings on an upstream connection, in milliseconds
+/// (indigo's relay pings every 30 s).
+pub const UPSTREAM_PING_INTERVAL_MILLIS_MAX: u64 = 30_000;
+
+/// How long an upstream connection may deliver nothing at all (no frame, no pong, no
+/// ping) before it is dropped, in milliseconds. indigo closes after 4 missed 30 s pings
+/// and keeps a 1 min read deadline after each pong; 2 min leaves room for both.
+pub const UPSTREAM_READ_IDLE_TIMEOUT_MILLIS_MAX: u64 = 120_000;
+
+/// First reconnect delay ceiling, in milliseconds: the first retry waits a random time in
+/// [0, this] (full jitter). rsky-relay starts reconnects at 1 s.
+pub const UPSTREAM_BACKOFF_BASE_MILLIS: u64 = 1_000;
+
+/// Largest reconnect delay ceiling, in milliseconds: the doubling stops here and the
+/// session keeps retrying at this ceiling forever. indigo retries every 30 s after its
+/// first tries; rsky caps at 1 h; 5 min keeps a recovered host's gap short without
+/// hammering dead hosts (thousands of hosts per core).
+pub const UPSTREAM_BACKOFF_DELAY_MILLIS_MAX: u64 = 5 * 60 * 1_000;
+
+/// How long a connection must stay up before the backoff starts again from the base, in
+/// milliseconds: a host that accepts and drops at once keeps backing off.
+pub const UPSTREAM_HEALTHY_CONNECTION_MILLIS_MIN: u64 = 60_000;
+
+/// How long a session waits before retrying a frame-buffer reservation that hit
+/// backpressure, in milliseconds. The socket is not read meanwhile (block, never drop);
+/// 1 ms is short against a segment's drain time and long against a busy loop.
+pub const UPSTREAM_BACKPRESSURE_RETRY_MILLIS: u64 = 1;
+
+/// Largest HTTP response head accepted for the WebSocket upgrade, in bytes (the same bound
+/// as every HTTP head the relay reads, `api::http::HTTP_HEAD_BYTES_MAX`).
+pub const UPSTREAM_UPGRADE_HEAD_BYTES_MAX: usize = 16 * 1024;

@@ -1,9 +1,21 @@
 //! Upstream: the per-host WebSocket sessions of an ingest core.
 //!
 //! Owns: reading each host's stream into the core's shared-memory frame buffer
-//! (`reader`); *planned*: the session loop over glommio sockets and rustls, reconnect with
-//! capped exponential backoff and jitter, per-host cursors, per-socket seq monotonicity,
-//! the `Server`-header loop guard, rate limits, SSRF checks.
+//! (`reader`); the session loop over glommio sockets and rustls (`session`, `connect`,
+//! `tls`), reconnect with capped exponential backoff and full jitter (`backoff`), the
+//! connect target, plaintext policy and `Server`-header loop guard (`target`), and the
+//! disconnect reasons (`error`). The per-host cursor and per-socket seq monotonicity are
+//! decided by the ingest core's verifier, which drives a session through
+//! `session::SessionControl`. *Planned*: rate limits, SSRF checks (host admission).
 //! Must not: assign relay seqs, write the event log, or decode beyond the WebSocket frame.
 
+pub mod backoff;
+#[cfg(feature = "server")]
+pub mod connect;
+pub mod error;
 pub mod reader;
+#[cfg(feature = "server")]
+pub mod session;
+pub mod target;
+#[cfg(feature = "server")]
+pub mod tls;
