@@ -286,7 +286,8 @@ async fn connection(mut stream: TcpStream, router: &Router) {
                     let leftover = buffer.take_remaining();
                     return handler.serve(request, stream, leftover, peer).await;
                 }
-                Err(reply) => reply,
+                // A refused upgrade closes: the client expected a stream, not a dialogue.
+                Err(reply) => reply.closing(),
             },
         };
         let close = reply.close || wants_close;
