@@ -636,3 +636,54 @@ fn router_health_unknown_routes_and_malformed_heads() {
         common::report("fanout router: health, keep-alive, 5 errors, bad cursor", 8);
     });
 }
+
+#[test]
+fn hidden_accounts_limit_and_write_timeout() {
+    run("fanout-policies", || async {
+        let mut config = HubConfig::new();
+        config.consumers_max = 1;
+        config.ring_frames_max = 4;
+        config.write_timeout = Duration::from_secs(1);
+        let mut bed = bed("policies", log_config, config, 16 * 1024);
+        let mut consumer = Consumer::connect(bed.addr, None, Some(4096)).await;
+        wait_consumers(&bed.hub, 1).await;
+
+        // A second consumer on this core is refused before the upgrade.
+        let key = ws::client_key([2; 16]);
+        let request = ws::client_request("x", SUBSCRIBE_REPOS_PATH, &key, "t");
+        let response = http_exchange(bed.addr, request.as_bytes()).await;
+        assert!(response.starts_with("HTTP/1.1 503 "), "{response}");
+        assert!(
+            response.contains(r#""error":"ConsumerLimit""#),
+            "{response}"
+        );
+
+        // A hidden account's frames are not delivered live; unhidden, they are again.
+        bed.hub.hide_account(AccountKey::new(1));
+        bed.source.publish(&bed.hub, 3).await;
+        bed.hub.unhide_account(AccountKey::new(1));
+        bed.source.publish(&bed.hub, 2).await;
+        assert_commits(&consumer.take(2).await, 4..=5, &bed.records());
+
+        // A consumer that stops reading for good is cut off by the write time-out.
+        // Frames keep coming until the socket buffers are full and a write blocks.
+        let started = std::time::Instant::now();
+        while bed.hub.consumer_count() > 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "not disconnected"
+            );
+            bed.source.publish(&bed.hub, 4).await;
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+        }
+        let stats = bed.hub.stats();
+        eprintln!(
+            "write time-out {:?} after the consumer stopped; {} bytes had been sent",
+            started.elapsed(),
+            stats.bytes_sent
+        );
+        assert_eq!(bed.hub.stats().disconnects, 1);
+        drop(consumer);
+        common::report("fanout policies: limit, hide, write time-out", 3);
+    });
+}

@@ -253,13 +253,8 @@ impl Hub {
 
     /// Hand a durable frame to this core's consumers. Frames arrive in seq order.
     pub fn publish(&self, frame: Arc<Sequenced>) {
-        let hidden =
-            !self.hidden.borrow().is_empty() && self.hidden.borrow().contains(&frame.account_key());
-        if hidden {
-            self.ring.borrow_mut().skip(frame.seq().get());
-        } else {
-            self.ring.borrow_mut().push(frame);
-        }
+        let hidden = self.is_hidden(frame.account_key());
+        self.ring.borrow_mut().push(frame, hidden);
         self.version.set(self.version.get().wrapping_add(1));
         for waker in self.waiters.borrow_mut().drain(..) {
             waker.wake();

@@ -20,6 +20,9 @@ pub(crate) struct Entry {
     pub(crate) start_offset: u64,
     /// Outgoing bytes of the frame.
     pub(crate) len: u64,
+    /// The account was hidden when the frame was published: consumers skip it (the frame
+    /// stays so that the ring's seqs have no holes and live consumers stay live).
+    pub(crate) hidden: bool,
 }
 
 /// What the ring holds for a consumer's next seq.
@@ -41,7 +44,7 @@ pub(crate) struct LiveRing {
     bytes_max: usize,
     /// Stream offset after the newest frame (total bytes published on this core).
     end_offset: u64,
-    /// The newest seq published (hidden frames included).
+    /// The newest seq published.
     head_seq: Option<u64>,
 }
 
@@ -58,13 +61,14 @@ impl LiveRing {
     }
 
     /// Add the newest frame; evict the oldest beyond the bounds.
-    pub(crate) fn push(&mut self, frame: Arc<Sequenced>) {
+    pub(crate) fn push(&mut self, frame: Arc<Sequenced>, hidden: bool) {
         let len = frame.out().len();
         self.head_seq = Some(frame.seq().get());
         self.entries.push_back(Entry {
             frame,
             start_offset: self.end_offset,
             len: len as u64,
+            hidden,
         });
         self.end_offset += len as u64;
         self.bytes += len;
@@ -75,11 +79,6 @@ impl LiveRing {
                 self.bytes -= old.len as usize;
             }
         }
-    }
-
-    /// Note a seq that was published but not kept (a hidden account's frame).
-    pub(crate) fn skip(&mut self, seq: u64) {
-        self.head_seq = Some(seq);
     }
 
     pub(crate) fn lookup(&self, next: u64) -> Lookup {

@@ -175,7 +175,7 @@ impl Session<'_> {
 
     async fn send_live(&mut self, entry: Entry) -> Result<(), Reason> {
         let seq = entry.frame.seq().get();
-        if !self.hub.is_hidden(entry.frame.account_key()) {
+        if !entry.hidden && !self.hub.is_hidden(entry.frame.account_key()) {
             let parts = entry.frame.out().slices();
             self.write_message(&parts)
                 .await
