@@ -271,14 +271,20 @@ impl Consumer {
 
     /// The next binary message, or `None` at EOF.
     async fn message(&mut self) -> Option<Vec<u8>> {
+        let (opcode, message) = self.frame().await?;
+        assert_eq!(opcode, ws::Opcode::Binary);
+        Some(message)
+    }
+
+    /// The next frame of any kind, or `None` at EOF.
+    async fn frame(&mut self) -> Option<(ws::Opcode, Vec<u8>)> {
         loop {
             if let Some(header) = ws::parse_header(&self.buf, Role::Client, 1 << 24).unwrap() {
-                assert_eq!(header.opcode, ws::Opcode::Binary);
                 let total = header.header_len + header.payload_len as usize;
                 if self.buf.len() >= total {
                     let message = self.buf[header.header_len..total].to_vec();
                     self.buf.drain(..total);
-                    return Some(message);
+                    return Some((header.opcode, message));
                 }
             }
             if !self.fill().await {
@@ -685,5 +691,28 @@ fn hidden_accounts_limit_and_write_timeout() {
         assert_eq!(bed.hub.stats().disconnects, 1);
         drop(consumer);
         common::report("fanout policies: limit, hide, write time-out", 3);
+    });
+}
+
+#[test]
+fn a_client_ping_gets_a_pong_and_the_stream_goes_on() {
+    run("fanout-ping", || async {
+        let mut bed = bed("ping", log_config, HubConfig::new(), 400);
+        let mut consumer = Consumer::connect(bed.addr, None, None).await;
+        wait_consumers(&bed.hub, 1).await;
+        let mask = [1, 2, 3, 4];
+        let mut header = [0u8; ws::WS_HEADER_BYTES_MAX];
+        let len = ws::encode_header(true, ws::Opcode::Ping, 5, Some(mask), &mut header);
+        let mut payload = b"hello".to_vec();
+        ws::apply_mask(&mut payload, mask, 0);
+        consumer.stream.write_all(&header[..len]).await.unwrap();
+        consumer.stream.write_all(&payload).await.unwrap();
+        assert_eq!(
+            consumer.frame().await,
+            Some((ws::Opcode::Pong, b"hello".to_vec()))
+        );
+        bed.source.publish(&bed.hub, 1).await;
+        assert_commits(&consumer.take(1).await, 1..=1, &bed.records());
+        common::report("fanout ping: pong, then frames", 1);
     });
 }

@@ -23,8 +23,10 @@
 //! the ring's stream offsets; a consumer still in its first catch-up from a cursor is
 //! bounded by the window only). A write blocked longer than `write_timeout` disconnects.
 //!
-//! Not done: answering client pings (consumers are not expected to ping; a client's
-//! close frame or EOF ends the session by closing the socket, without a close frame).
+//! A client's ping is answered with a pong between messages. A client's close frame or EOF
+//! ends the session by closing the socket. Not done: a close frame back, pings from the
+//! server to idle consumers, and bytes a client sent right after its upgrade head (they
+//! are dropped; consumers send nothing before the stream starts).
 
 mod cursor;
 mod replay;
@@ -385,23 +387,30 @@ impl Hub {
         Changed {
             hub: self,
             seen: self.version.get(),
+            registered: false,
         }
     }
 }
 
-/// A future that resolves when the hub's version moves past `seen`.
+/// A future that resolves when the hub's version moves past `seen`. It registers its
+/// task's waker once (a task polled again for another reason, e.g. a client ping, does not
+/// grow the waiter list; publish drains it).
 struct Changed<'a> {
     hub: &'a Hub,
     seen: u64,
+    registered: bool,
 }
 
 impl Future for Changed<'_> {
     type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.hub.version.get() != self.seen {
             return Poll::Ready(());
         }
-        self.hub.waiters.borrow_mut().push(cx.waker().clone());
+        if !self.registered {
+            self.hub.waiters.borrow_mut().push(cx.waker().clone());
+            self.registered = true;
+        }
         Poll::Pending
     }
 }

@@ -17,10 +17,16 @@ use super::ring::{Entry, Lookup};
 use super::{ConsumerCell, Hub};
 use crate::eventlog::{GatherRecord, ReplayRecord, Seq};
 use crate::frame::event::{ErrorFrameOwned, InfoEventOwned};
-use crate::frame::ws::{Opcode, Role, WS_HEADER_BYTES_MAX, encode_header, parse_header};
+use crate::frame::ws::{
+    Opcode, Role, WS_HEADER_BYTES_MAX, apply_mask, encode_header, parse_header,
+};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use glommio::net::TcpStream;
+use std::cell::RefCell;
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// How long a consumer waits before asking the log again when a replay batch came back
@@ -30,9 +36,14 @@ const EMPTY_BATCH_RETRY: Duration = Duration::from_millis(20);
 /// Why a session ended (the `reason` label of `relay_fanout_disconnects_total`).
 pub(crate) type Reason = &'static str;
 
+/// The payload of the client's latest ping, until the session answers it (RFC 6455 lets
+/// a server answer only the most recent ping).
+type PendingPong = RefCell<Option<Vec<u8>>>;
+
 struct Session<'a> {
     hub: &'a Hub,
     cell: &'a ConsumerCell,
+    pong: &'a PendingPong,
     writer: WriteHalf<TcpStream>,
     /// The smallest seq the consumer still needs.
     next: u64,
@@ -49,20 +60,24 @@ pub(crate) async fn run(
 ) -> Reason {
     let _ = stream.set_write_timeout(Some(hub.config.write_timeout));
     let (reader, writer) = futures_lite::io::split(stream);
+    let pong = RefCell::new(None);
     let mut session = Session {
         hub,
         cell,
+        pong: &pong,
         writer,
         next: 0,
         offset: None,
     };
-    let reason = futures_lite::future::or(session.stream(cursor), watch_client(reader)).await;
+    let reason =
+        futures_lite::future::or(session.stream(cursor), watch_client(reader, &pong)).await;
     let _ = session.writer.close().await;
     reason
 }
 
-/// Read what the client sends (nothing but control frames is expected) until it closes.
-async fn watch_client(mut reader: ReadHalf<TcpStream>) -> Reason {
+/// Read what the client sends (nothing but control frames is expected) until it closes;
+/// a ping is handed to the session to answer between messages.
+async fn watch_client(mut reader: ReadHalf<TcpStream>, pong: &PendingPong) -> Reason {
     let mut buf = vec![0u8; 4096];
     let mut held = 0usize;
     loop {
@@ -83,12 +98,36 @@ async fn watch_client(mut reader: ReadHalf<TcpStream>) -> Reason {
                     if total > held {
                         break;
                     }
+                    if header.opcode == Opcode::Ping {
+                        let mut payload = buf[header.header_len..total].to_vec();
+                        if let Some(key) = header.mask {
+                            apply_mask(&mut payload, key, 0);
+                        }
+                        *pong.borrow_mut() = Some(payload);
+                        // Let the session (polled first in this task) see the ping now.
+                        glommio::executor().yield_now().await;
+                    }
                     buf.copy_within(total..held, 0);
                     held -= total;
                 }
                 Ok(None) => break,
                 Err(_) => return "client_protocol_error",
             }
+        }
+    }
+}
+
+/// Ready once the client has sent a ping (the reader yields after storing it, so this is
+/// polled again without a waker of its own).
+struct PongPending<'a>(&'a PendingPong);
+
+impl Future for PongPending<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        if self.0.borrow().is_some() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
         }
     }
 }
@@ -139,6 +178,12 @@ impl Session<'_> {
 
     /// Send (or wait for) what comes next.
     async fn step(&mut self) -> Result<(), Reason> {
+        let pong = self.pong.borrow_mut().take();
+        if let Some(payload) = pong {
+            self.write_frame(Opcode::Pong, &[&payload])
+                .await
+                .map_err(|e| write_reason(&e))?;
+        }
         self.check_lag().await?;
         let lookup = self.hub.ring.borrow().lookup(self.next);
         let ring_empty = self.hub.ring.borrow().is_empty();
@@ -153,7 +198,8 @@ impl Session<'_> {
             Lookup::Ahead if ring_empty && log_has_next => self.replay_batch().await,
             Lookup::Ahead => {
                 self.cell.replaying.set(false);
-                self.hub.changed().await;
+                let pinged = PongPending(self.pong);
+                futures_lite::future::or(self.hub.changed(), pinged).await;
                 Ok(())
             }
         }
@@ -254,9 +300,13 @@ impl Session<'_> {
 
     /// One binary message: the header, then each part as it is (no concatenation).
     async fn write_message(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        self.write_frame(Opcode::Binary, parts).await
+    }
+
+    async fn write_frame(&mut self, opcode: Opcode, parts: &[&[u8]]) -> io::Result<()> {
         let len: usize = parts.iter().map(|part| part.len()).sum();
         let mut header = [0u8; WS_HEADER_BYTES_MAX];
-        let header_len = encode_header(true, Opcode::Binary, len as u64, None, &mut header);
+        let header_len = encode_header(true, opcode, len as u64, None, &mut header);
         self.writer.write_all(&header[..header_len]).await?;
         for part in parts.iter().filter(|part| !part.is_empty()) {
             self.writer.write_all(part).await?;
