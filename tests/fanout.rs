@@ -584,6 +584,9 @@ fn router_health_unknown_routes_and_malformed_heads() {
     run("fanout-router", || async {
         let bed = bed("router", log_config, HubConfig::new(), 400);
         let addr = bed.addr;
+        // Every fan-out core binds the same address: glommio sets SO_REUSEPORT.
+        let second = TcpListener::bind(addr).expect("a second listener on the same port");
+        drop(second);
         // Keep-alive: two requests on one connection; the second asks to close.
         let both = http_exchange(
             addr,

@@ -32,6 +32,10 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
+/// Pause after a failed accept before trying again (a full descriptor table frees up as
+/// connections close; retrying at once would spin).
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+
 /// A boxed future of this executor (handlers are `!Send`, like everything on a core).
 pub type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
@@ -216,15 +220,21 @@ impl Router {
     }
 }
 
-/// Accept connections on `listener` until it fails, serving each on its own task.
-/// Returns the accept error that ended the loop.
-pub async fn serve(listener: TcpListener, router: Rc<Router>) -> std::io::Error {
+/// Accept connections on `listener` forever, serving each on its own task. An accept
+/// error (e.g. out of file descriptors) is counted in `relay_api_accept_errors_total` and
+/// retried after `ACCEPT_RETRY`; the loop ends only when its task is dropped.
+pub async fn serve(listener: TcpListener, router: Rc<Router>) {
     let open = Rc::new(Cell::new(0usize));
     let refused = metrics::counter!("relay_api_connections_refused_total");
+    let accept_errors = metrics::counter!("relay_api_accept_errors_total");
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,
-            Err(e) => return e.into(),
+            Err(_) => {
+                accept_errors.increment(1);
+                glommio::timer::sleep(ACCEPT_RETRY).await;
+                continue;
+            }
         };
         let (router, open) = (Rc::clone(&router), Rc::clone(&open));
         if open.get() >= API_CONNECTIONS_PER_CORE_MAX {
