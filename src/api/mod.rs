@@ -4,3 +4,5 @@
 //! Must not: hold business logic; handlers call into `state`, `fanout` and `admin`.
 
 pub mod http;
+#[cfg(feature = "server")]
+pub mod server;

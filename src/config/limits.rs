@@ -298,3 +298,57 @@ pub const UPSTREAM_BACKPRESSURE_RETRY_MILLIS: u64 = 1;
 /// Largest HTTP response head accepted for the WebSocket upgrade, in bytes (the same bound
 /// as every HTTP head the relay reads, `api::http::HTTP_HEAD_BYTES_MAX`).
 pub const UPSTREAM_UPGRADE_HEAD_BYTES_MAX: usize = 16 * 1024;
+// ---- fanout ----
+
+/// Frames the live ring of one fan-out core keeps. A consumer whose next seq is older than
+/// the ring's oldest frame replays from the event log instead. 16,384 is indigo's
+/// per-subscriber buffer, here shared by every consumer of the core.
+pub const FANOUT_RING_FRAMES_MAX: usize = 16_384;
+
+/// Bytes of frames the live ring of one core keeps (the frames stay in their shared-memory
+/// segments while the ring holds them, so this bounds the segments it pins: 64 MiB is a
+/// quarter of a core's `FRAME_REGION_BYTES`, leaving ingest room to keep reading).
+pub const FANOUT_RING_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Unsent bytes a consumer may lag behind the live head before it is disconnected with
+/// `ConsumerTooSlow` (rsky-relay caps a subscriber's write buffer at 32 MiB; replay from
+/// the log lets us be more patient: 1 GiB is a few minutes of the full network firehose).
+pub const FANOUT_CONSUMER_LAG_BYTES_MAX: u64 = 1024 * 1024 * 1024;
+
+/// Consumers one fan-out core serves at once; the next upgrade gets HTTP 503
+/// `ConsumerLimit`. Each costs a socket, a task and its replay batch at most.
+pub const FANOUT_CONSUMERS_PER_CORE_MAX: usize = 4096;
+
+/// Longest a single socket write to a consumer may stay blocked, in seconds, before the
+/// consumer is disconnected (`write_timeout`). indigo closes consumers after missed pings
+/// at 30 s intervals; one write stalled for 30 s is a dead or hostile reader.
+pub const FANOUT_WRITE_TIMEOUT_SECS_MAX: u64 = 30;
+
+/// Replay threads shared by all fan-out cores (log reads block on the disk, so they never
+/// run on an executor). Two saturate one disk's sequential reads on this class of machine.
+pub const FANOUT_REPLAY_THREADS_MAX: usize = 2;
+
+/// Replay requests waiting for a replay thread; a consumer asking when it is full waits
+/// (its task only; the executor keeps running).
+pub const FANOUT_REPLAY_QUEUE_REQUESTS_MAX: usize = 1024;
+
+/// Records one replay batch carries back to a consumer.
+pub const FANOUT_REPLAY_BATCH_RECORDS_MAX: usize = 256;
+
+/// Payload bytes one replay batch carries back (one batch per consumer is in flight, so
+/// this bounds a replaying consumer's memory); a single larger record still travels alone.
+pub const FANOUT_REPLAY_BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+// ---- api::server ----
+
+/// HTTP connections one core serves at once (consumers included); the next connection
+/// gets `503` with an XRPC `ServiceUnavailable` body and is closed.
+pub const API_CONNECTIONS_PER_CORE_MAX: usize = 8192;
+
+/// Largest request body the XRPC router reads (the sync endpoints are GETs; admin POSTs
+/// carry small JSON).
+pub const API_REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// Longest a keep-alive connection may sit idle (or send a head slowly) before it is
+/// closed, in seconds.
+pub const API_IDLE_TIMEOUT_SECS_MAX: u64 = 60;
