@@ -138,7 +138,10 @@ impl DidDocument {
         let pds_endpoint = raw.service.unwrap_or_default().into_iter().find_map(|s| {
             let id_matches = s.id == ATPROTO_PDS_SERVICE_ID
                 || s.id.strip_prefix(did) == Some(ATPROTO_PDS_SERVICE_ID);
-            match (id_matches && s.service_type == ATPROTO_PDS_SERVICE_TYPE, s.service_endpoint) {
+            match (
+                id_matches && s.service_type == ATPROTO_PDS_SERVICE_TYPE,
+                s.service_endpoint,
+            ) {
                 (true, serde_json::Value::String(endpoint)) => Some(endpoint),
                 _ => None,
             }

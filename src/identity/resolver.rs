@@ -129,7 +129,11 @@ pub struct Resolver {
 impl Resolver {
     /// A resolver using the PLC directory at `plc_url` (`https://plc.directory`).
     /// `allow_http` permits `http://` for the directory and did:web (loopback tests).
-    pub fn new(plc_url: &str, allow_http: bool, timeout: Duration) -> Result<Resolver, ResolveError> {
+    pub fn new(
+        plc_url: &str,
+        allow_http: bool,
+        timeout: Duration,
+    ) -> Result<Resolver, ResolveError> {
         let plc = Url::parse(plc_url.trim_end_matches('/')).map_err(|_| ResolveError::BadPlcUrl)?;
         if !matches!(plc.scheme, Scheme::Http | Scheme::Https) {
             return Err(ResolveError::BadPlcUrl);

@@ -248,7 +248,13 @@ impl Shared {
 }
 
 impl Cache {
-    fn insert(&mut self, did: String, outcome: Outcome, expires_at_micros: u64, config: &IdentityConfig) {
+    fn insert(
+        &mut self,
+        did: String,
+        outcome: Outcome,
+        expires_at_micros: u64,
+        config: &IdentityConfig,
+    ) {
         let stamp = self.next_stamp;
         self.next_stamp += 1;
         self.order.push_back((did.clone(), stamp));

@@ -111,7 +111,9 @@ impl ClientStream {
         let name = ServerName::try_from(host.to_owned()).map_err(|_| ConnectError::ServerName)?;
         let connection =
             ClientConnection::new(Arc::clone(config), name).map_err(|_| ConnectError::Tls)?;
-        Ok(ClientStream::Tls(Box::new(StreamOwned::new(connection, tcp))))
+        Ok(ClientStream::Tls(Box::new(StreamOwned::new(
+            connection, tcp,
+        ))))
     }
 
     /// The TCP socket under the stream (to change its time-outs).
