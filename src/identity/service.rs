@@ -210,11 +210,12 @@ impl IdentityService {
 
     fn lookup(&self, did: &str, bypass_cache: bool) -> ResolveFuture {
         let mut cache = self.shared.lock();
-        if !bypass_cache && let Some(entry) = cache.entries.get(did) {
-            if entry.expires_at_micros > now_micros() {
-                metrics::counter!("relay_identity_cache_hits_total").increment(1);
-                return ResolveFuture::ready(entry.outcome.clone());
-            }
+        if !bypass_cache
+            && let Some(entry) = cache.entries.get(did)
+            && entry.expires_at_micros > now_micros()
+        {
+            metrics::counter!("relay_identity_cache_hits_total").increment(1);
+            return ResolveFuture::ready(entry.outcome.clone());
         }
         metrics::counter!("relay_identity_cache_misses_total").increment(1);
         let (sender, receiver) = oneshot::channel();
