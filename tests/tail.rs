@@ -270,6 +270,12 @@ fn firehose(now: u64) -> (Vec<SimAccount>, Vec<Vec<u8>>, u64) {
 
 #[test]
 fn run_checks_a_loopback_firehose_end_to_end() {
+    for check_threads in [1, 3] {
+        end_to_end(check_threads);
+    }
+}
+
+fn end_to_end(check_threads: usize) {
     let now = now_micros();
     let (accounts, frames, hostile) = firehose(now);
     let plc = HttpStub::start();
@@ -283,6 +289,7 @@ fn run_checks_a_loopback_firehose_end_to_end() {
     config.allow_http = true;
     config.idle_timeout = Duration::from_secs(10);
     config.record_events = true;
+    config.check_threads = check_threads;
     let report = relay::tail::run(config).unwrap();
     let path = server.handle.join().unwrap();
     assert_eq!(path, "/xrpc/com.atproto.sync.subscribeRepos?cursor=5");
@@ -325,7 +332,10 @@ fn run_checks_a_loopback_firehose_end_to_end() {
             ..report
         })
     );
-    common::report("tail run over loopback", total as usize);
+    common::report(
+        &format!("tail run over loopback, {check_threads} check threads"),
+        total as usize,
+    );
 }
 
 #[test]
@@ -343,10 +353,13 @@ fn run_stops_on_request_and_on_events_max() {
     config.allow_http = true;
     config.stop = stop.clone();
     let runner = std::thread::spawn(move || relay::tail::run(config).unwrap());
-    std::thread::sleep(Duration::from_millis(300));
+    server.sent.recv_timeout(Duration::from_secs(20)).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
     stop.stop();
     let report = runner.join().unwrap();
-    assert_eq!((report.end.as_str(), report.frames), ("stopped", 5));
+    // Stopped well before the 10 s idle time-out; normally after reading all five.
+    assert_eq!(report.end, "stopped");
+    assert!(report.frames <= 5);
     drop(server);
 
     let server = WsServer::start(frames, false);
@@ -363,4 +376,72 @@ fn run_stops_on_request_and_on_events_max() {
     let report = relay::tail::run(config).unwrap();
     assert_eq!((report.end.as_str(), report.frames), ("idle_timeout", 0));
     common::report("tail run: stop, events_max, idle time-out", 3);
+}
+
+/// Throughput of the checker and of `tail::run` over loopback (a measurement, not an
+/// assertion: run with `cargo test --release --test tail -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn throughput() {
+    use relay::tail::Backends;
+    for curve in [Curve::Secp256k1, Curve::P256] {
+        let mut accounts: Vec<SimAccount> = (0..100)
+            .map(|seed| SimAccount::new(1000 + seed, curve, "pds.test").unwrap())
+            .collect();
+        let mut frames = Vec::new();
+        let now = now_micros();
+        for round in 0..40u64 {
+            for account in &mut accounts {
+                let seq = frames.len() as u64 + 1;
+                frames.push(account.commit(&ops(round), now, seq).unwrap());
+            }
+        }
+        for backends in [Backends::Reference, Backends::Fast] {
+            let mut checker = Checker::new(CheckerConfig {
+                backends,
+                record_events: false,
+            });
+            for account in &accounts {
+                checker.set_key(account.did(), &account.public_key());
+            }
+            let started = std::time::Instant::now();
+            for frame in &frames {
+                checker.feed(frame, now);
+            }
+            let secs = started.elapsed().as_secs_f64();
+            let report = checker.report();
+            assert_eq!(report.valid, frames.len() as u64);
+            println!(
+                "checker {curve:?} {backends:?}: {} commits in {secs:.2} s = {:.0}/s",
+                frames.len(),
+                frames.len() as f64 / secs
+            );
+        }
+        let plc = HttpStub::start();
+        for account in &accounts {
+            plc.serve_did(account.did(), &account.public_key());
+        }
+        for (backends, check_threads) in [
+            (Backends::Reference, 1),
+            (Backends::Reference, 2),
+            (Backends::Fast, 1),
+            (Backends::Fast, 2),
+        ] {
+            let server = WsServer::start(frames.clone(), true);
+            let mut config = TailConfig::new(&server.url(), &plc.url());
+            config.allow_http = true;
+            config.backends = backends;
+            config.check_threads = check_threads;
+            let started = std::time::Instant::now();
+            let report = relay::tail::run(config).unwrap();
+            let secs = started.elapsed().as_secs_f64();
+            assert_eq!(report.valid, frames.len() as u64);
+            println!(
+                "tail::run {curve:?} {backends:?} {check_threads} threads: {} commits in {secs:.2} s = {:.0}/s (p99 latency {} µs)",
+                frames.len(),
+                frames.len() as f64 / secs,
+                report.latency.p99_micros
+            );
+        }
+    }
 }

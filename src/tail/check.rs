@@ -86,6 +86,17 @@ pub enum Feed {
     IdentityChanged(String),
 }
 
+/// What [`Checker::arrive`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Arrival {
+    /// Counted; nothing more to do.
+    Done,
+    /// A `#commit` or `#sync` of this DID: check it with [`Checker::feed_keyed`].
+    Keyed(String),
+    /// An `#identity` event of this DID: its key must be forgotten where it is held.
+    IdentityChanged(String),
+}
+
 /// One event as seen, for exactly-once assertions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SeenEvent {
@@ -167,6 +178,24 @@ pub struct TailReport {
 }
 
 impl TailReport {
+    /// Add the keyed checks' findings of another checker (one that only ran
+    /// [`Checker::feed_keyed`]); recorded events are merged in seq order.
+    pub fn merge_keyed(&mut self, other: TailReport) {
+        self.valid += other.valid;
+        self.invalid += other.invalid;
+        for (reason, count) in other.invalid_by_reason {
+            *self.invalid_by_reason.entry(reason).or_default() += count;
+        }
+        self.rev_order_violations += other.rev_order_violations;
+        self.chain_breaks += other.chain_breaks;
+        self.pending += other.pending;
+        self.events_truncated |= other.events_truncated;
+        if let (Some(events), Some(more)) = (&mut self.events, other.events) {
+            events.extend(more);
+            events.sort_by_key(|e| e.seq);
+        }
+    }
+
     /// Everything but the recorded events.
     fn clone_counts(&self) -> TailReport {
         TailReport {
@@ -241,6 +270,21 @@ impl Checker {
 
     /// Take one WebSocket binary message received at `recv_micros`.
     pub fn feed(&mut self, bytes: &[u8], recv_micros: u64) -> Feed {
+        match self.arrive(bytes, recv_micros) {
+            Arrival::Keyed(did) => self.keyed(&did, bytes, recv_micros),
+            Arrival::Done => Feed::Done,
+            Arrival::IdentityChanged(did) => {
+                self.forget_key(&did);
+                Feed::IdentityChanged(did)
+            }
+        }
+    }
+
+    /// The arrival half of [`feed`](Self::feed), for a caller that spreads the keyed
+    /// checks over several checkers (one per thread, by DID): seq order, type counts,
+    /// latency, and the whole of unkeyed events. A `#commit`/`#sync` is returned as
+    /// [`Arrival::Keyed`] for [`feed_keyed`](Self::feed_keyed) on the DID's checker.
+    pub fn arrive(&mut self, bytes: &[u8], recv_micros: u64) -> Arrival {
         self.report.frames += 1;
         self.first_micros.get_or_insert(recv_micros);
         self.last_micros = self.last_micros.max(recv_micros);
@@ -249,28 +293,37 @@ impl Checker {
             Err(e) => {
                 self.count_type("undecodable");
                 self.invalid(e.reason());
-                return Feed::Done;
+                return Arrival::Done;
             }
         };
         self.on_arrival(&frame, recv_micros);
         match frame.event() {
-            Event::Commit(event) => self.keyed(event.repo(), bytes, recv_micros),
-            Event::Sync(event) => self.keyed(event.did(), bytes, recv_micros),
+            Event::Commit(event) => Arrival::Keyed(event.repo().to_owned()),
+            Event::Sync(event) => Arrival::Keyed(event.did().to_owned()),
             Event::Identity(event) => {
                 self.valid_unkeyed(event.seq(), event.did(), "identity");
-                let did = event.did().to_owned();
-                if let Some(account) = self.accounts.get_mut(&did)
-                    && matches!(account.key, Some(KeyState::Known(_) | KeyState::Failed(_)))
-                {
-                    account.key = None;
-                }
-                Feed::IdentityChanged(did)
+                Arrival::IdentityChanged(event.did().to_owned())
             }
             Event::Account(event) => {
                 self.valid_unkeyed(event.seq(), event.did(), "account");
-                Feed::Done
+                Arrival::Done
             }
-            Event::Info(_) | Event::Error(_) | Event::Unknown { .. } => Feed::Done,
+            Event::Info(_) | Event::Error(_) | Event::Unknown { .. } => Arrival::Done,
+        }
+    }
+
+    /// The keyed half: check a `#commit`/`#sync` of `did` (already through
+    /// [`arrive`](Self::arrive) somewhere), or park it and ask for the key.
+    pub fn feed_keyed(&mut self, did: &str, bytes: &[u8], recv_micros: u64) -> Feed {
+        self.keyed(did, bytes, recv_micros)
+    }
+
+    /// Forget the key of `did` (its identity changed); parked frames stay parked.
+    pub fn forget_key(&mut self, did: &str) {
+        if let Some(account) = self.accounts.get_mut(did)
+            && matches!(account.key, Some(KeyState::Known(_) | KeyState::Failed(_)))
+        {
+            account.key = None;
         }
     }
 

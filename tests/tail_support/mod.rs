@@ -190,6 +190,8 @@ fn read_head(stream: &mut TcpStream) -> String {
 pub struct WsServer {
     pub port: u16,
     pub handle: JoinHandle<String>,
+    /// Signalled once every frame was written.
+    pub sent: Receiver<()>,
 }
 
 impl WsServer {
@@ -197,6 +199,7 @@ impl WsServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         listener.set_nonblocking(true).unwrap();
+        let (sent_sender, sent) = channel();
         let handle = std::thread::spawn(move || {
             let started = Instant::now();
             let mut stream = loop {
@@ -236,6 +239,7 @@ impl WsServer {
                     send(&mut stream, true, Opcode::Binary, frame);
                 }
             }
+            let _ = sent_sender.send(());
             if close_at_end {
                 send(&mut stream, true, Opcode::Close, &1000u16.to_be_bytes());
             }
@@ -248,7 +252,7 @@ impl WsServer {
             }
             path
         });
-        WsServer { port, handle }
+        WsServer { port, handle, sent }
     }
 
     pub fn url(&self) -> String {
