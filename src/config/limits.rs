@@ -352,3 +352,68 @@ pub const API_REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
 /// Longest a keep-alive connection may sit idle (or send a head slowly) before it is
 /// closed, in seconds.
 pub const API_IDLE_TIMEOUT_SECS_MAX: u64 = 60;
+// ---- identity::resolver / identity::service ----
+
+/// Largest DID document accepted, in bytes. Real documents are about 1 KiB; indigo's
+/// identity directory reads at most 10 MB, rsky far less. 64 KiB leaves room for many
+/// services and aliases while bounding what a hostile PLC mirror or did:web host can
+/// make us buffer and parse.
+pub const DID_DOCUMENT_BYTES_MAX: usize = 64 * 1024;
+
+/// Time allowed for one resolution (connect, TLS, request, response), in milliseconds.
+/// indigo's directory uses a 10 s HTTP client time-out; a lookup holds a pool worker, so
+/// we give up sooner and let the caller retry.
+pub const IDENTITY_LOOKUP_TIMEOUT_MILLIS_MAX: u64 = 5_000;
+
+/// Lookups waiting for a resolver worker. When full, a new lookup fails at once with
+/// `overloaded` (counted) rather than queueing without bound: the caller parks or drops
+/// the account's frames under its own policy.
+pub const IDENTITY_QUEUE_REQUESTS_MAX: usize = 4_096;
+
+/// Resolver worker threads: each runs one blocking lookup at a time. PLC lookups are
+/// light and cached; 8 keeps a cold start with many new accounts moving without
+/// letting identity traffic compete with the data plane for the cores.
+pub const IDENTITY_WORKERS_MAX: usize = 8;
+
+/// Entries kept in the identity cache (positive and negative). About 1 KiB each with the
+/// parsed document, so 1,000,000 entries is about 1 GiB at the full-network scale; the
+/// default config lowers it for small deployments. Over the bound the oldest entry goes.
+pub const IDENTITY_CACHE_ENTRIES_MAX: usize = 1_000_000;
+
+/// How long a resolved document is trusted, in seconds: 24 hours, as indigo's cached
+/// directory does (`#identity` events purge earlier).
+pub const IDENTITY_CACHE_TTL_SECS_MAX: u64 = 24 * 60 * 60;
+
+/// How long a failure (not found, malformed document) is remembered, in seconds: short,
+/// so a newly created account is seen soon, long enough to stop a flood of lookups for
+/// a DID that does not exist (indigo: 5 minutes for errors).
+pub const IDENTITY_NEGATIVE_TTL_SECS_MAX: u64 = 5 * 60;
+
+// ---- tail ----
+
+/// Frames of one account held while its key is being fetched. Tail resolves on its own
+/// thread before checking, so one frame is the usual depth; over the bound the frame is
+/// counted invalid (`key_queue_full`) instead of growing memory.
+pub const TAIL_PENDING_FRAMES_PER_DID_MAX: usize = 64;
+
+/// Accounts tracked for rev order. About 100 bytes each; 2,000,000 covers a full-network
+/// window with room. Over the bound the oldest-seen account is forgotten (its next rev is
+/// then not compared).
+pub const TAIL_ACCOUNTS_MAX: usize = 2_000_000;
+
+/// Seqs listed for gaps and duplicates in the report (counts are always complete).
+pub const TAIL_SEQ_EXAMPLES_MAX: usize = 16;
+
+/// Events recorded as (seq, did, rev, type) when the record flag is on: enough for
+/// end-to-end exactly-once assertions, bounded so a long run cannot exhaust memory.
+pub const TAIL_RECORDED_EVENTS_MAX: usize = 1_000_000;
+
+/// Threads running tail's keyed checks (signatures, MST inversion), accounts spread over
+/// them by DID hash. The reference k256 verifier does about 13,600/s per core and p256
+/// about 3,000/s, so keeping up with 20,000 events/s needs several; more than 8 buys
+/// nothing on the machines tail runs on.
+pub const TAIL_CHECK_THREADS_MAX: usize = 8;
+
+/// Frames queued to each check thread. When full the reader **blocks**, which stops it
+/// reading the socket (TCP backpressure to the server; it shows in the latency figures).
+pub const TAIL_CHECK_QUEUE_FRAMES_MAX: usize = 1_024;
