@@ -197,7 +197,9 @@ pub struct AccountInfo {
 
 /// A snapshot of what the fleet emitted. Frame-type counts include hostile frames of
 /// that type; `valid` counts honest events of every type; `hostile` counts event modes
-/// per event, `slow_drip` and `silent_host` per connection, `reset_seq` per reset.
+/// per event, `disconnect_mid_frame`, `slow_drip` and `silent_host` per connection,
+/// `reset_seq` per reset. Cut frames are not in `emitted` (they are in `cut_frames`):
+/// `emitted + cut_frames` is the number of generated events.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FleetCounters {
     /// Events released to hosts (every frame, honest or hostile).
@@ -218,6 +220,8 @@ pub struct FleetCounters {
     pub large_commits: u64,
     /// Per hostile mode label.
     pub hostile: BTreeMap<&'static str, u64>,
+    /// Frames released to be cut mid-frame (`disconnect_mid_frame`); not in `emitted`.
+    pub cut_frames: u64,
     /// Frame bytes released.
     pub bytes: u64,
     /// Emit ticks that found the pre-signed buffer empty (the generator fell behind).
@@ -231,11 +235,14 @@ pub struct FleetCounters {
 }
 
 impl FleetCounters {
-    /// Events of event modes (those that replace an event), summed.
+    /// Hostile events counted per emitted event (every event mode but
+    /// `disconnect_mid_frame`), summed: `valid + hostile_events() == emitted`.
     pub fn hostile_events(&self) -> u64 {
         self.hostile
             .iter()
-            .filter(|(label, _)| HostileMode::from_reason(label).is_some_and(|m| !m.is_host_mode()))
+            .filter(|(label, _)| {
+                HostileMode::from_reason(label).is_some_and(|m| m.is_counted_per_event())
+            })
             .map(|(_, n)| n)
             .sum()
     }
@@ -268,6 +275,7 @@ pub(crate) struct Counters {
     pub valid: AtomicU64,
     pub large_commits: AtomicU64,
     pub hostile: [AtomicU64; HostileMode::ALL.len()],
+    pub cut_frames: AtomicU64,
     pub bytes: AtomicU64,
     pub generator_behind: AtomicU64,
     pub backlog_evicted: AtomicU64,
@@ -320,6 +328,7 @@ impl Counters {
                 .filter(|(_, c)| get(c) > 0)
                 .map(|(m, c)| (m.reason(), get(c)))
                 .collect(),
+            cut_frames: get(&self.cut_frames),
             bytes: get(&self.bytes),
             generator_behind: get(&self.generator_behind),
             backlog_evicted: get(&self.backlog_evicted),

@@ -359,6 +359,9 @@ impl Generator {
         };
         let has_commit = self.account(account)?.last_rev().is_some();
         match mode {
+            Some(HostileMode::WrongHost) if self.victim_of(host).is_none() => {
+                self.honest_event(host, account, now)
+            }
             Some(mode) if has_commit => self.hostile_event(host, account, mode, now),
             _ => self.honest_event(host, account, now),
         }
@@ -511,7 +514,7 @@ impl Generator {
                     let did = self.account(account)?.did().to_owned();
                     unknown_frame(&did, seq, now)
                 }
-                HostileMode::WrongHost => self.wrong_host_commit(host, account, &ops, now, seq)?,
+                HostileMode::WrongHost => self.wrong_host_commit(host, &ops, now, seq)?,
                 _ => self.account(account)?.detached_commit(&ops, now, seq)?,
             }
         };
@@ -527,18 +530,8 @@ impl Generator {
         Ok(event)
     }
 
-    /// A valid commit of an account of another host of this core, sent by `host`. With
-    /// no such account (one host per core, or none committed yet) the account's own
-    /// detached commit is sent instead, which a relay passes: it is still counted as
-    /// `wrong_host` only when it really names another host.
-    fn wrong_host_commit(
-        &mut self,
-        host: usize,
-        account: usize,
-        ops: &[SimOp],
-        now: u64,
-        seq: u64,
-    ) -> Result<Vec<u8>, SimError> {
+    /// An account of another host of this core with a commit, picked at random.
+    fn victim_of(&mut self, host: usize) -> Option<usize> {
         let others: Vec<usize> = self
             .hosts
             .iter()
@@ -548,7 +541,19 @@ impl Generator {
             .filter(|a| self.accounts.get(a).is_some_and(|s| s.last_rev().is_some()))
             .collect();
         let pick = self.rng.below(others.len());
-        let victim = others.get(pick).copied().unwrap_or(account);
+        others.get(pick).copied()
+    }
+
+    /// A valid commit of an account of another host of this core, sent by `host` (the
+    /// caller made sure there is one: `victim_of`).
+    fn wrong_host_commit(
+        &mut self,
+        host: usize,
+        ops: &[SimOp],
+        now: u64,
+        seq: u64,
+    ) -> Result<Vec<u8>, SimError> {
+        let victim = self.victim_of(host).ok_or(SimError::NoCommitYet)?;
         self.account(victim)?.detached_commit(ops, now, seq)
     }
 
@@ -634,8 +639,8 @@ fn unknown_frame(did: &str, seq: u64, now: u64) -> Vec<u8> {
 
 /// Where the 27-byte value of the first `time` key sits: the CBOR text `time` followed by
 /// a one-byte-length text head of 27. Every frame kind writes `time` before `blocks`, so
-/// the first match is the key (CIDs and paths before it cannot contain this sequence by
-/// construction of DAG-CBOR text keys).
+/// the first match is the key: paths and revs before it cannot contain this sequence,
+/// only the random bytes of a CID could (about once in 2^56 frames).
 pub fn find_time(frame: &[u8]) -> Option<usize> {
     const KEY: [u8; 7] = [0x64, b't', b'i', b'm', b'e', 0x78, TIME_BYTES as u8];
     let at = frame.windows(KEY.len()).position(|w| w == KEY)?;

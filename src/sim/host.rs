@@ -299,6 +299,11 @@ fn release(shared: &Shared, hosts: &HashMap<usize, Rc<Host>>, mut event: Prepare
 }
 
 fn count(counters: &Counters, event: &Prepared) {
+    if event.delivery == Delivery::CutMidFrame {
+        // Counted per cut connection by the sessions.
+        Counters::add(&counters.cut_frames, 1);
+        return;
+    }
     Counters::add(&counters.emitted, 1);
     Counters::add(&counters.bytes, event.frame.len() as u64);
     counters.count_kind(event.kind);
@@ -727,6 +732,7 @@ async fn send_loop<S: AsyncWrite + Unpin>(
                     push_header(&mut out, Opcode::Binary, item.frame.len());
                     out.extend_from_slice(half);
                     write(stream, &out, slow).await?;
+                    shared.counters.count_hostile(HostileMode::DisconnectMidFrame);
                     return Ok(());
                 }
                 Delivery::Text => push_message(&mut out, Opcode::Text, &item.frame),

@@ -49,7 +49,9 @@ pub enum HostileMode {
     UnknownType,
     /// A valid commit sent in a WebSocket text frame (upstream reader: protocol error).
     TextFrame,
-    /// Half a frame, then the connection closes (upstream reader: EOF mid-frame).
+    /// Half a frame, then the connection closes (upstream reader: EOF mid-frame). Only
+    /// sessions that are live when it is released see it (a replay skips it, else a
+    /// reconnecting reader would be cut again and again); counted per cut connection.
     DisconnectMidFrame,
     /// Host mode: frames written a few bytes at a time with pauses (reader time-outs).
     SlowDrip,
@@ -122,6 +124,13 @@ impl HostileMode {
             self,
             HostileMode::SlowDrip | HostileMode::SilentHost | HostileMode::ResetSeq
         )
+    }
+
+    /// True for modes counted per event the fleet emits (and so in
+    /// `FleetCounters::hostile_events`); host modes and `DisconnectMidFrame` are counted
+    /// per connection (per reset for `ResetSeq`), as that is what a reader can observe.
+    pub fn is_counted_per_event(&self) -> bool {
+        !self.is_host_mode() && *self != HostileMode::DisconnectMidFrame
     }
 
     /// Index into counter arrays.
