@@ -417,3 +417,54 @@ pub const TAIL_CHECK_THREADS_MAX: usize = 8;
 /// Frames queued to each check thread. When full the reader **blocks**, which stops it
 /// reading the socket (TCP backpressure to the server; it shows in the latency figures).
 pub const TAIL_CHECK_QUEUE_FRAMES_MAX: usize = 1_024;
+// ---- sim::fleet ----
+
+/// Most pre-signed events a generator may hold ahead of the emit loop. The buffer lets
+/// the emit loop outrun a relay (it only stamps `time` and writes); its bound caps the
+/// simulator's memory at about this many frames (mostly ~1 KB, rarely 2 MB).
+pub const SIM_PRESIGN_BUFFER_EVENTS_MAX: usize = 1_000_000;
+
+/// Most events one simulated host keeps for cursor replay (a PDS keeps a bounded
+/// backlog; bigger cursors past it get `#info OutdatedCursor`).
+pub const SIM_BACKLOG_EVENTS_MAX: usize = 1_000_000;
+
+/// Most bytes of frames one simulated host keeps for cursor replay: bounds memory when
+/// large commits are in the mix, whatever the event count.
+pub const SIM_BACKLOG_BYTES_MAX: usize = 512 * 1024 * 1024;
+
+/// Records an account's repo holds before the simulator pairs each create with a
+/// delete: keeps 300,000 repos lean (a few KB each) however long a run lasts.
+pub const SIM_REPO_RECORDS_MAX: usize = 16;
+
+/// Creates in one large commit: as many `SIM_RECORD_SIZE_BYTES_MAX` records as fit in a
+/// `COMMIT_BLOCKS_BYTES_MAX` CAR slice with 64 KiB left for the commit and MST nodes.
+pub const SIM_LARGE_COMMIT_OPS_MAX: usize =
+    (COMMIT_BLOCKS_BYTES_MAX - 64 * 1024) / (SIM_RECORD_SIZE_BYTES_MAX + 128);
+
+/// Most simulated hosts in one fleet (each is a listening socket; 3,000 is the
+/// project's target size, with headroom).
+pub const SIM_HOSTS_MAX: usize = 10_000;
+
+/// Most accounts in one fleet (the target is 300,000, with headroom).
+pub const SIM_ACCOUNTS_MAX: usize = 10_000_000;
+
+/// Bytes a slow-drip host writes at a time, with `SIM_SLOW_DRIP_PAUSE_MICROS_MAX`
+/// between pieces: slow enough to hold a reader's buffer open for seconds.
+pub const SIM_SLOW_DRIP_CHUNK_BYTES_MAX: usize = 64;
+
+/// Pause between the pieces of a slow-drip host, in microseconds.
+pub const SIM_SLOW_DRIP_PAUSE_MICROS_MAX: u64 = 20_000;
+
+/// Events after which a seq-resetting host starts its sequence again at 1.
+pub const SIM_SEQ_RESET_EVENTS_MAX: u64 = 500;
+
+/// Largest HTTP request body a simulated host or the PLC directory reads (they only
+/// serve GETs).
+pub const SIM_HTTP_BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// Most bytes gathered into one socket write by a subscriber session: batching small
+/// frames saves syscalls; larger frames are written on their own.
+pub const SIM_WRITE_BATCH_BYTES_MAX: usize = 256 * 1024;
+
+/// Most repos one `com.atproto.sync.listRepos` page returns (the lexicon's maximum).
+pub const SIM_LIST_REPOS_LIMIT_MAX: usize = 1_000;

@@ -201,7 +201,12 @@ struct Applied {
 pub struct SimAccount {
     did: String,
     host: String,
+    seed: u64,
     key: SigningKey,
+    /// How many times the key was rotated (0: the key of [`SimAccount::new`]).
+    key_generation: u32,
+    /// The key before the last rotation, for signatures by a rotated-out key.
+    previous_key: Option<SigningKey>,
     clock_id: u16,
     state: RepoState,
 }
@@ -221,18 +226,104 @@ impl SimAccount {
     /// The account of `seed` on `host`, with an empty repo and no commit yet. The same
     /// seed and curve always give the same DID and key.
     pub fn new(seed: u64, curve: Curve, host: &str) -> Result<SimAccount, SimError> {
-        let key = SigningKey::generate_from_seed(curve, seed_hash(b"relay-sim-key", seed))
-            .map_err(SimError::Key)?;
+        SimAccount::with_did(seed, curve, host, did_for_seed(seed))
+    }
+
+    /// Like [`SimAccount::new`] but under a given DID (e.g. a `did:web` that names the
+    /// host's port, known only once the host is bound).
+    pub fn with_did(
+        seed: u64,
+        curve: Curve,
+        host: &str,
+        did: String,
+    ) -> Result<SimAccount, SimError> {
+        let key = key_for_generation(seed, curve, 0)?;
         let mut state = RepoState::default();
         let empty = EMPTY_NODE_BLOCK.to_vec();
         state.store.insert(Cid::for_dag_cbor(&empty), empty);
         Ok(SimAccount {
-            did: did_for_seed(seed),
+            did,
             host: host.to_owned(),
+            seed,
             key,
+            key_generation: 0,
+            previous_key: None,
             clock_id: u16::try_from(seed % CLOCK_ID_MODULUS).unwrap_or(0),
             state,
         })
+    }
+
+    /// Replace the signing key by the next generation's ([`key_for_generation`]); the
+    /// old one is kept for [`SimAccount::commit_by_previous_key`].
+    pub fn rotate_key(&mut self) -> Result<(), SimError> {
+        let generation = self.key_generation.saturating_add(1);
+        let next = key_for_generation(self.seed, self.key.curve(), generation)?;
+        self.previous_key = Some(std::mem::replace(&mut self.key, next));
+        self.key_generation = generation;
+        Ok(())
+    }
+
+    /// How many times the key was rotated.
+    pub fn key_generation(&self) -> u32 {
+        self.key_generation
+    }
+
+    /// Move the account to another host name (a PDS migration); the repo goes along.
+    pub fn set_host(&mut self, host: &str) {
+        host.clone_into(&mut self.host);
+    }
+
+    /// An honest-looking `#commit` frame for `ops` that the account does not keep: the
+    /// next commit follows the last one as if this frame had never been built. The base
+    /// of hostile variants made by changing fields outside the signed commit.
+    pub fn detached_commit(
+        &mut self,
+        ops: &[SimOp],
+        now_micros: u64,
+        seq: u64,
+    ) -> Result<Vec<u8>, SimError> {
+        let saved = self.state.clone();
+        let frame = self.commit_with(ops, now_micros, seq, None);
+        self.state = saved;
+        frame
+    }
+
+    /// A detached commit signed by the key before the last rotation, or, for an account
+    /// never rotated, by a key the account never published.
+    pub fn commit_by_previous_key(
+        &mut self,
+        ops: &[SimOp],
+        now_micros: u64,
+        seq: u64,
+    ) -> Result<Vec<u8>, SimError> {
+        let old = match &self.previous_key {
+            Some(key) => key.clone(),
+            None => SigningKey::generate_from_seed(
+                self.key.curve(),
+                seed_hash(b"relay-sim-unpublished-key", self.seed),
+            )
+            .map_err(SimError::Key)?,
+        };
+        let current = std::mem::replace(&mut self.key, old);
+        let frame = self.detached_commit(ops, now_micros, seq);
+        self.key = current;
+        frame
+    }
+
+    /// The full repo as a CAR (root: the last honest commit; blocks: the commit, every
+    /// MST node and record), as `com.atproto.sync.getRepo` serves it.
+    pub fn repo_car(&self) -> Option<Vec<u8>> {
+        let (cid, block) = self.state.last_commit.as_ref()?;
+        let empty = Cid::for_dag_cbor(&EMPTY_NODE_BLOCK);
+        let rest = self
+            .state
+            .store
+            .iter()
+            .filter(|(c, _)| **c != empty || self.state.records.is_empty())
+            .map(|(c, b)| (c, b.as_slice()));
+        let mut car = Vec::new();
+        write_car(cid, std::iter::once((cid, block.as_slice())).chain(rest), &mut car);
+        Some(car)
     }
 
     /// The account's DID (`did:plc:` + 24 base32 characters).
@@ -629,6 +720,25 @@ fn break_body_cbor(frame: &mut [u8]) {
     }
 }
 
+/// The signing key of account `seed` after `generation` rotations. Generation 0 is the
+/// key of [`SimAccount::new`]; a PLC directory derives published keys from this.
+pub fn key_for_generation(
+    seed: u64,
+    curve: Curve,
+    generation: u32,
+) -> Result<SigningKey, SimError> {
+    let hash = if generation == 0 {
+        seed_hash(b"relay-sim-key", seed)
+    } else {
+        let mut hasher = Sha256::new();
+        hasher.update(b"relay-sim-rotated-key");
+        hasher.update(seed.to_be_bytes());
+        hasher.update(generation.to_be_bytes());
+        hasher.finalize().into()
+    };
+    SigningKey::generate_from_seed(curve, hash).map_err(SimError::Key)
+}
+
 fn seed_hash(domain: &[u8], seed: u64) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(domain);
@@ -636,8 +746,9 @@ fn seed_hash(domain: &[u8], seed: u64) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// `did:plc:` + the base32 of the first 15 bytes of a hash of the seed.
-fn did_for_seed(seed: u64) -> String {
+/// The did:plc-shaped DID of account `seed` (what [`SimAccount::new`] uses): `did:plc:`
+/// + the base32 of the first 15 bytes of a hash of the seed.
+pub fn did_for_seed(seed: u64) -> String {
     let hash = seed_hash(b"relay-sim-did", seed);
     let mut did = String::from("did:plc:");
     let mut bits: u32 = 0;

@@ -8,6 +8,15 @@
 //! nothing a relay checks; its frames are the input those checks are tested against.
 
 pub mod account;
+#[cfg(feature = "server")]
+pub mod fleet;
+#[cfg(feature = "server")]
+mod generator;
+#[cfg(feature = "server")]
+mod host;
+pub mod hostile;
+#[cfg(feature = "server")]
+pub mod plc;
 
 pub use account::{Hostile, SimAccount, SimError, SimOp};
 pub mod cli;
