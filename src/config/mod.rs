@@ -17,4 +17,8 @@ pub struct ServeArgs {
     /// Directory for the event log and the embedded state.
     #[arg(long, env = "RELAY_DATA_DIR", default_value = "./relay-data")]
     pub data_dir: PathBuf,
+    /// `postgres://…`: keep hosts and accounts in PostgreSQL instead of the embedded
+    /// RocksDB under `<data_dir>/state/`.
+    #[arg(long, env = "RELAY_DATABASE_URL")]
+    pub database_url: Option<String>,
 }

@@ -22,7 +22,7 @@ pub mod pg;
 pub mod rocks;
 pub mod service;
 
-pub use service::{Full, Reply, StateService};
+pub use service::{Full, Reply, ServiceConfig, StateService};
 
 use crate::config::limits::{
     STATE_DATA_CID_BYTES_MAX, STATE_IDENTITY_ENTRY_BYTES_MAX, STATE_KEY_BYTES_MAX,
@@ -42,6 +42,16 @@ pub struct StateConfig {
     pub data_dir: PathBuf,
     /// `postgres://…`: use PostgreSQL instead of the embedded RocksDB.
     pub database_url: Option<String>,
+}
+
+impl StateConfig {
+    /// The store `relay serve` was asked for (`--data-dir`, `--database-url`).
+    pub fn from_serve_args(args: &crate::config::ServeArgs) -> StateConfig {
+        StateConfig {
+            data_dir: args.data_dir.clone(),
+            database_url: args.database_url.clone(),
+        }
+    }
 }
 
 /// Opens the configured store: PostgreSQL when a database URL is given, else RocksDB
