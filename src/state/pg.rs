@@ -300,7 +300,7 @@ fn rows<T>(rows: Vec<Row>, f: fn(&Row) -> Result<T, StateError>) -> Result<Vec<T
 /// One entry per key, so a set-based `UPDATE … FROM unnest(…)` sees each row once: host
 /// cursors keep the last, account revs keep the greatest rev (what sequential conditional
 /// updates would leave).
-fn coalesce(batch: &Batch) -> (Vec<(HostId, u64)>, Vec<(Uid, RevUpdate)>) {
+fn coalesce(batch: &Batch) -> Batch {
     let mut hosts: HashMap<HostId, u64> = HashMap::new();
     for &(id, seq) in &batch.host_cursors {
         hosts.insert(id, seq);
@@ -314,7 +314,10 @@ fn coalesce(batch: &Batch) -> (Vec<(HostId, u64)>, Vec<(Uid, RevUpdate)>) {
             accounts.insert(*uid, update.clone());
         }
     }
-    (hosts.into_iter().collect(), accounts.into_iter().collect())
+    Batch {
+        host_cursors: hosts.into_iter().collect(),
+        account_revs: accounts.into_iter().collect(),
+    }
 }
 
 impl Store for PgStore {
@@ -765,7 +768,10 @@ impl Store for PgStore {
     }
 
     fn apply_batch(&self, batch: &Batch) -> Result<usize, StateError> {
-        let (hosts, accounts) = coalesce(batch);
+        let Batch {
+            host_cursors: hosts,
+            account_revs: accounts,
+        } = coalesce(batch);
         let mut host_ids = Vec::with_capacity(hosts.len());
         let mut seqs = Vec::with_capacity(hosts.len());
         for (id, seq) in hosts {

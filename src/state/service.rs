@@ -111,12 +111,12 @@ impl Pending {
     }
 
     fn overlay_account(&self, account: &mut AccountRecord) {
-        if let Some(update) = self.accounts.get(&account.uid) {
-            if super::rev_is_newer(account.rev.as_deref(), &update.rev) {
-                account.rev = Some(update.rev.clone());
-                account.data_cid = Some(update.data_cid.clone());
-                account.desynchronized = update.desynchronized;
-            }
+        if let Some(update) = self.accounts.get(&account.uid)
+            && super::rev_is_newer(account.rev.as_deref(), &update.rev)
+        {
+            account.rev = Some(update.rev.clone());
+            account.data_cid = Some(update.data_cid.clone());
+            account.desynchronized = update.desynchronized;
         }
     }
 }
@@ -282,10 +282,10 @@ impl StateService {
         let shared = Arc::clone(&self.shared);
         self.call(move |store| {
             let mut host = store.get_host(&hostname)?;
-            if let Some(h) = host.as_mut() {
-                if let Some(seq) = shared.pending().hosts.get(&h.id) {
-                    h.last_seq = *seq;
-                }
+            if let Some(h) = host.as_mut()
+                && let Some(seq) = shared.pending().hosts.get(&h.id)
+            {
+                h.last_seq = *seq;
             }
             Ok(host)
         })
