@@ -24,10 +24,11 @@
 //! the write-behind map: an account or host loaded while its update waits gets the newer
 //! rev or cursor.
 //!
-//! Durability: interval flushes write without fsync (RocksDB: WAL in the page cache, a
-//! process crash loses nothing, a power cut at most the last interval — cursors are then
-//! re-read from hosts). [`StateService::flush`] and [`StateService::shutdown`] write and
-//! fsync.
+//! Durability: interval flushes write without fsync (RocksDB: WAL in the page cache). A
+//! process crash loses the unflushed map (at most one interval), a power cut also the
+//! writes since the last fsync; both only make cursors older (events are re-read, and the
+//! conditional rev rule makes replays harmless). Creations are written by their request,
+//! never buffered. [`StateService::flush`] and [`StateService::shutdown`] write and fsync.
 //!
 //! Metrics: `relay_state_batch_entries` and `relay_state_flush_seconds` (histograms),
 //! `relay_state_queue_depth` and `relay_state_write_behind_entries` (gauges; the latter is
