@@ -145,6 +145,7 @@ both!(
     write_behind_full_is_backpressure,
     service_reads_see_pending_writes,
     service_survives_restart,
+    batch_flush_figures,
 );
 
 fn rev(r: &str, cid: u8) -> RevUpdate {
@@ -830,4 +831,50 @@ fn migrations_are_idempotent() {
     drop(pg.open());
     let s = pg.open();
     s.upsert_host("pds.example", 1).unwrap();
+}
+
+/// Prints measured figures (not timed assertions): account creation rate and the latency
+/// of one write-behind-sized batch, for the store under test.
+fn batch_flush_figures(b: &dyn Backend) {
+    use std::time::Instant;
+    const ACCOUNTS: usize = 2000;
+    let s = b.open();
+    let hosts: Vec<u64> = (0..50)
+        .map(|i| s.upsert_host(&format!("pds{i}.example"), 1).unwrap().id)
+        .collect();
+    let started = Instant::now();
+    let uids: Vec<u64> = (0..ACCOUNTS)
+        .map(|i| {
+            s.get_or_create_account(&format!("did:plc:fig{i:06}"), hosts[i % 50])
+                .unwrap()
+                .uid
+        })
+        .collect();
+    let create = started.elapsed();
+    let mut times = vec![];
+    for round in 0..5u8 {
+        let batch = Batch {
+            host_cursors: hosts
+                .iter()
+                .map(|h| (*h, u64::from(round) * 1000 + h))
+                .collect(),
+            account_revs: uids
+                .iter()
+                .map(|u| (*u, rev(&format!("3kaaaaaaaaa{round}2"), round)))
+                .collect(),
+        };
+        let started = Instant::now();
+        assert_eq!(s.apply_batch(&batch).unwrap(), ACCOUNTS);
+        s.sync().unwrap();
+        times.push(started.elapsed());
+    }
+    times.sort();
+    let median = times[2];
+    eprintln!(
+        "state figures: {ACCOUNTS} account creations {:.0}/s; batch of {} entries (+sync) median {:.1} ms = {:.0} entries/s",
+        ACCOUNTS as f64 / create.as_secs_f64(),
+        ACCOUNTS + hosts.len(),
+        median.as_secs_f64() * 1e3,
+        (ACCOUNTS + hosts.len()) as f64 / median.as_secs_f64()
+    );
 }

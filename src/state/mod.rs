@@ -386,8 +386,9 @@ pub trait Store: Send + Sync {
     /// conditional rule (the others are skipped, not errors). Returns how many account
     /// revs applied. Unknown ids are skipped (an account or host deleted meanwhile).
     fn apply_batch(&self, batch: &Batch) -> Result<usize, StateError>;
-    /// Makes every write so far durable (fsync of the RocksDB WAL; PostgreSQL commits are
-    /// durable already).
+    /// Makes every write so far durable. Writes do not wait for an fsync (RocksDB: WAL
+    /// unsynced; PostgreSQL: `synchronous_commit = off`); this does (RocksDB: WAL fsync;
+    /// PostgreSQL: a synchronous commit, which flushes all earlier WAL).
     fn sync(&self) -> Result<(), StateError>;
 }
 

@@ -187,6 +187,13 @@ fn connection_thread(
                 log::warn!("state: postgres connection ended: {e}");
             }
         });
+        // Commits do not wait for their WAL flush (PostgreSQL flushes within
+        // 3 × wal_writer_delay, prefix-consistent), like the RocksDB store's unsynced WAL;
+        // `sync` forces the flush. Without this every account creation waits for an fsync.
+        if let Err(e) = client.batch_execute("SET synchronous_commit = off").await {
+            let _ = ready.send(Err(pg(e)));
+            return;
+        }
         if let Err(e) = migrate(&mut client).await {
             let _ = ready.send(Err(e));
             return;
@@ -490,26 +497,23 @@ impl Store for PgStore {
                 if let Some(row) = c.query_opt(&select, &[&did]).await.map_err(pg)? {
                     return row_to_account(&row);
                 }
-                let tx = c.transaction().await.map_err(pg)?;
+                // One statement (one implicit transaction): the insert and the host's
+                // count move together, and a lost race inserts nothing and counts nothing.
+                let create = format!(
+                    "WITH ins AS (INSERT INTO accounts (did, host_id, local_status, upstream_status) \
+                     VALUES ($1, $2, $3, $3) ON CONFLICT (did) DO NOTHING RETURNING {ACCOUNT_COLUMNS}), \
+                     bump AS (UPDATE hosts SET account_count = account_count + 1 \
+                     WHERE id IN (SELECT host_id FROM ins)) SELECT * FROM ins"
+                );
                 let active = LocalStatus::Active.as_str();
-                let created = tx
-                    .query_opt(
-                        "INSERT INTO accounts (did, host_id, local_status, upstream_status) \
-                         VALUES ($1, $2, $3, $3) ON CONFLICT (did) DO NOTHING RETURNING uid",
-                        &[&did, &host_id, &active],
-                    )
+                let created = c
+                    .query_opt(&create, &[&did, &host_id, &active])
                     .await
                     .map_err(pg)?;
-                if created.is_some() {
-                    tx.execute(
-                        "UPDATE hosts SET account_count = account_count + 1 WHERE id = $1",
-                        &[&host_id],
-                    )
-                    .await
-                    .map_err(pg)?;
-                }
-                let row = tx.query_one(&select, &[&did]).await.map_err(pg)?;
-                tx.commit().await.map_err(pg)?;
+                let row = match created {
+                    Some(row) => row,
+                    None => c.query_one(&select, &[&did]).await.map_err(pg)?,
+                };
                 row_to_account(&row)
             })
         })
@@ -814,8 +818,17 @@ impl Store for PgStore {
     }
 
     fn sync(&self) -> Result<(), StateError> {
-        // Every call above returns after its COMMIT, which PostgreSQL makes durable.
-        Ok(())
+        // A synchronous commit of a transaction with an xid waits until the WAL up to its
+        // commit record (so every earlier commit of this connection) is flushed.
+        self.call(move |c| {
+            Box::pin(async move {
+                c.batch_execute(
+                    "BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT;",
+                )
+                .await
+                .map_err(pg)
+            })
+        })
     }
 }
 

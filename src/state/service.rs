@@ -24,11 +24,13 @@
 //! the write-behind map: an account or host loaded while its update waits gets the newer
 //! rev or cursor.
 //!
-//! Durability: interval flushes write without fsync (RocksDB: WAL in the page cache). A
-//! process crash loses the unflushed map (at most one interval), a power cut also the
-//! writes since the last fsync; both only make cursors older (events are re-read, and the
-//! conditional rev rule makes replays harmless). Creations are written by their request,
-//! never buffered. [`StateService::flush`] and [`StateService::shutdown`] write and fsync.
+//! Durability: store writes do not wait for fsync; the state thread fsyncs
+//! ([`Store::sync`]) after every interval flush. A crash (process or power) loses at most
+//! one interval: the unflushed map and the writes since the last fsync. That only makes
+//! cursors and revs older (events are re-read, and the conditional rev rule makes replays
+//! harmless); a lost creation loses its uid together with every record naming it (both
+//! stores recover a prefix of their writes), and no other durable record holds uids.
+//! [`StateService::flush`] and [`StateService::shutdown`] write and fsync at once.
 //!
 //! Metrics: `relay_state_batch_entries` and `relay_state_flush_seconds` (histograms),
 //! `relay_state_queue_depth` and `relay_state_write_behind_entries` (gauges; the latter is
@@ -417,7 +419,13 @@ fn state_thread(
         let due = Instant::now() >= deadline;
         if due || shared.pending().len() >= shared.config.flush_entries {
             // A failure was counted and the batch merged back; the next round retries.
-            let _ = flush_pending(&shared, store.as_ref());
+            // The fsync also covers creations made since the last round, so a power cut
+            // loses at most one interval of anything.
+            if flush_pending(&shared, store.as_ref()).is_ok()
+                && let Err(e) = store.sync()
+            {
+                count_error(&e);
+            }
             deadline = Instant::now() + interval;
         }
     }
