@@ -468,3 +468,55 @@ pub const SIM_WRITE_BATCH_BYTES_MAX: usize = 256 * 1024;
 
 /// Most repos one `com.atproto.sync.listRepos` page returns (the lexicon's maximum).
 pub const SIM_LIST_REPOS_LIMIT_MAX: usize = 1_000;
+// ---- state ----
+
+/// Longest key-like field the state store accepts, in bytes: a DID, a hostname, a domain
+/// ban, a backfill key or cursor. DIDs are at most 2 KiB by the DID syntax spec; anything
+/// longer was never validated and is refused rather than stored.
+pub const STATE_KEY_BYTES_MAX: usize = 2048;
+
+/// Longest rev stored, in bytes. A TID is 13 characters; the margin admits any rev a
+/// future spec revision could bring without letting a hostile value grow records.
+pub const STATE_REV_BYTES_MAX: usize = 64;
+
+/// Longest binary CID stored, in bytes: a CIDv1 header (4 bytes) plus a 64-byte digest
+/// with its multihash header leaves room under 128.
+pub const STATE_DATA_CID_BYTES_MAX: usize = 128;
+
+/// Largest serialized identity resolution entry stored, in bytes. The DID document is
+/// bounded far lower by `identity`; this only keeps one bad entry from bloating the
+/// snapshot.
+pub const STATE_IDENTITY_ENTRY_BYTES_MAX: usize = 64 * 1024;
+
+/// Most records one `list_*` page returns. Callers page; a page this size is a few
+/// hundred KiB at most in memory.
+pub const STATE_LIST_PAGE_ENTRIES_MAX: usize = 1000;
+
+/// Most distinct keys (host cursors + account revs) waiting in the write-behind buffer.
+/// At this bound a `record_*` call for a new key returns `Full` and the caller must slow
+/// its socket read (backpressure, never loss). 65,536 entries of ~100 bytes is ~6.5 MiB;
+/// at 10,000 commits/s over distinct accounts it is ~6 s of slack for a stalled disk.
+pub const STATE_WRITE_BEHIND_ENTRIES_MAX: usize = 65_536;
+
+/// Write-behind entries that trigger a flush before the interval elapses: large enough to
+/// amortize a RocksDB write or a PostgreSQL transaction, small enough that one flush is a
+/// few milliseconds.
+pub const STATE_FLUSH_BATCH_ENTRIES_MAX: usize = 4096;
+
+/// Longest time an update waits in the write-behind buffer before it is flushed, in
+/// milliseconds: a crash loses at most this much cursor progress (re-read from the host
+/// on resume) and the write rate stays at most 10 batches per second.
+pub const STATE_FLUSH_INTERVAL_MILLIS_MAX: u64 = 100;
+
+/// Most requests (reads, creations, flushes) queued to the state thread. Full: the call
+/// fails at once with `StateError::QueueFull` (counted); the data plane retries or
+/// slows down, it never blocks on the queue.
+pub const STATE_REQUEST_QUEUE_ENTRIES_MAX: usize = 4096;
+
+/// Most requests queued to the PostgreSQL connection thread. Full: the calling state
+/// thread blocks until there is room (state threads may block; the data plane never calls
+/// the store directly).
+pub const STATE_PG_REQUEST_QUEUE_ENTRIES_MAX: usize = 256;
+
+/// Longest wait for the PostgreSQL server to accept a connection, in seconds.
+pub const STATE_PG_CONNECT_TIMEOUT_SECONDS_MAX: u64 = 10;

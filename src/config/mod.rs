@@ -58,6 +58,8 @@ pub struct ServeArgs {
     pub eventlog_bytes_max: u64,
     /// PostgreSQL URL for the state store (`postgres://…`); RocksDB under the data
     /// directory when absent.
+    /// `postgres://…`: keep hosts and accounts in PostgreSQL instead of the embedded
+    /// RocksDB under `<data_dir>/state/`.
     #[arg(long, env = "RELAY_DATABASE_URL")]
     pub database_url: Option<String>,
 }
