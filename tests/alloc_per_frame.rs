@@ -53,7 +53,11 @@ fn allocations_per_frame_on_the_ingest_path() {
     let frames: Vec<Vec<u8>> = (0..FRAMES)
         .map(|i| {
             account
-                .commit(&[SimOp::Create { size_bytes: 400 }], NOW + i as u64 * 1000, i as u64 + 1)
+                .commit(
+                    &[SimOp::Create { size_bytes: 400 }],
+                    NOW + i as u64 * 1000,
+                    i as u64 + 1,
+                )
                 .unwrap()
         })
         .collect();
@@ -66,7 +70,9 @@ fn allocations_per_frame_on_the_ingest_path() {
     let _ = std::fs::remove_dir_all(&dir);
     let (log, recovery) = EventLog::open(&EventLogConfig::new(&dir)).unwrap();
     let mut sequencer = Sequencer::new(recovery.next_seq);
-    let mut appender = log.start_writer::<Arc<relay::sequencer::Sequenced>>(None).unwrap();
+    let mut appender = log
+        .start_writer::<Arc<relay::sequencer::Sequenced>>(None)
+        .unwrap();
     let mut writer = FrameWriter::new(RegionId::new(0), FrameRegionConfig::default()).unwrap();
     let mut state: Option<AccountState> = None;
     let mut scratch = VerifyScratch::new();
@@ -88,9 +94,10 @@ fn allocations_per_frame_on_the_ingest_path() {
         slot.unfilled_mut()[..bytes.len()].copy_from_slice(bytes);
         slot.advance(bytes.len()).unwrap();
         let handle = writer.commit(slot, bytes.len()).unwrap();
-        let verified = verify_commit_frame_with(handle, &key, state.as_ref(), &policy, &mut scratch)
-            .map_err(|(_, r)| r)
-            .unwrap();
+        let verified =
+            verify_commit_frame_with(handle, &key, state.as_ref(), &policy, &mut scratch)
+                .map_err(|(_, r)| r)
+                .unwrap();
         state = verified.next_state();
         let sequenced = Arc::new(sequencer.assign(verified, AccountKey::new(1)).unwrap());
         appender.append(sequenced).unwrap();

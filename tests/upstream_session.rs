@@ -109,7 +109,7 @@ fn start(
         Rc::clone(&control),
         Rc::clone(&writer),
         tls,
-        out,
+        Rc::new(out),
         limits,
     ));
     Harness {
@@ -868,7 +868,7 @@ fn plaintext_is_refused_unless_allowed() {
             Rc::clone(&control),
             writer(4 << 20, 1 << 20),
             no_tls(),
-            out,
+            Rc::new(out),
             fast_limits(),
         )
         .await;

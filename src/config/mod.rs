@@ -56,8 +56,6 @@ pub struct ServeArgs {
     /// Largest event log on disk, in bytes, before the oldest segments are deleted.
     #[arg(long, env = "RELAY_EVENTLOG_BYTES_MAX", default_value_t = 300 * 1024 * 1024 * 1024)]
     pub eventlog_bytes_max: u64,
-    /// PostgreSQL URL for the state store (`postgres://…`); RocksDB under the data
-    /// directory when absent.
     /// `postgres://…`: keep hosts and accounts in PostgreSQL instead of the embedded
     /// RocksDB under `<data_dir>/state/`.
     #[arg(long, env = "RELAY_DATABASE_URL")]

@@ -37,8 +37,7 @@ use crate::upstream::session::{SessionControl, UpstreamFrame};
 use crate::upstream::target::HostId;
 use crate::verify::rules::{
     AccountState, Policy, Rejection, Verified, VerifyScratch, verify_commit_frame_with,
-    verify_status_frame,
-    verify_sync_frame,
+    verify_status_frame, verify_sync_frame,
 };
 use crate::verify::signature::{ParsedKey, VerifierSet};
 use glommio::channels::local_channel::{LocalReceiver, LocalSender};
@@ -218,7 +217,11 @@ impl IngestShard {
             Event::Info(info) => {
                 metrics::counter!("relay_ingest_upstream_info_total", "shard" => self.shard.to_string())
                     .increment(1);
-                log::info!("upstream host {} says #info {}", upstream.host.0, info.name());
+                log::info!(
+                    "upstream host {} says #info {}",
+                    upstream.host.0,
+                    info.name()
+                );
                 return Routed::Done(None);
             }
             Event::Error(error) => {
@@ -275,7 +278,10 @@ impl IngestShard {
             now_micros: now_micros(),
             strict: self.strict,
         };
-        let result = match (peek.kind, self.accounts.get(&did).and_then(|s| s.account.as_ref())) {
+        let result = match (
+            peek.kind,
+            self.accounts.get(&did).and_then(|s| s.account.as_ref()),
+        ) {
             (Kind::Commit, Some(account)) => verify_commit_frame_with(
                 frame,
                 &account.key,
@@ -292,8 +298,8 @@ impl IngestShard {
         match result {
             Ok(verified) => self.admit(&did, host, peek, verified).await,
             Err((frame, rejection)) => {
-                let retry = matches!(rejection, Rejection::BadSignature(_))
-                    && self.may_refresh(&did);
+                let retry =
+                    matches!(rejection, Rejection::BadSignature(_)) && self.may_refresh(&did);
                 if retry {
                     let upstream = UpstreamFrame {
                         host,
@@ -308,7 +314,13 @@ impl IngestShard {
         }
     }
 
-    async fn admit(&mut self, did: &str, host: HostId, peek: Peek, verified: Verified<FrameHandle>) {
+    async fn admit(
+        &mut self,
+        did: &str,
+        host: HostId,
+        peek: Peek,
+        verified: Verified<FrameHandle>,
+    ) {
         if matches!(peek.kind, Kind::Commit | Kind::Sync) && !self.host_is_authority(did, host) {
             if self.may_refresh(did) {
                 let upstream = UpstreamFrame {
@@ -329,12 +341,14 @@ impl IngestShard {
             metrics::counter!("relay_verify_lenient_passes_total", "reason" => rejection.reason())
                 .increment(1);
         }
-        let account_key = account_key_of(did);
+        let mut account_key = None;
         if let Some(account) = self.accounts.get_mut(did).and_then(|s| s.account.as_mut()) {
             if let Some(state) = verified.next_state() {
                 account.state = Some(state);
             }
+            account_key = Some(account.account_key);
         }
+        let account_key = account_key.unwrap_or_else(|| account_key_of(did));
         if peek.kind == Kind::Identity {
             // The identity changed: forget the key and the PDS; the next commit resolves.
             self.identity.purge(did);
@@ -374,7 +388,8 @@ impl IngestShard {
             .get(did)
             .and_then(|s| s.account.as_ref())
             .and_then(|a| a.refreshed_at);
-        refreshed_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(INGEST_IDENTITY_REFRESH_SECS_MIN))
+        refreshed_at
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(INGEST_IDENTITY_REFRESH_SECS_MIN))
     }
 
     /// Queue `upstream` behind the account's other parked frames; start a lookup if asked
@@ -470,7 +485,10 @@ impl IngestShard {
             return;
         }
         loop {
-            let next = self.accounts.get_mut(&did).and_then(|slot| slot.parked.pop_front());
+            let next = self
+                .accounts
+                .get_mut(&did)
+                .and_then(|slot| slot.parked.pop_front());
             let Some(upstream) = next else { break };
             self.parked_bytes -= upstream.frame.len();
             // Re-peek: the frame was routed (seq checked) before it parked.
@@ -597,10 +615,22 @@ mod tests {
 
     #[test]
     fn authority_drops_default_ports_and_paths() {
-        assert_eq!(authority_of("https://pds.example.com/").as_deref(), Some("pds.example.com"));
-        assert_eq!(authority_of("wss://PDS.example.com:443").as_deref(), Some("pds.example.com"));
-        assert_eq!(authority_of("http://127.0.0.1:8080").as_deref(), Some("127.0.0.1:8080"));
-        assert_eq!(authority_of("ws://127.0.0.1:8080/xrpc").as_deref(), Some("127.0.0.1:8080"));
+        assert_eq!(
+            authority_of("https://pds.example.com/").as_deref(),
+            Some("pds.example.com")
+        );
+        assert_eq!(
+            authority_of("wss://PDS.example.com:443").as_deref(),
+            Some("pds.example.com")
+        );
+        assert_eq!(
+            authority_of("http://127.0.0.1:8080").as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(
+            authority_of("ws://127.0.0.1:8080/xrpc").as_deref(),
+            Some("127.0.0.1:8080")
+        );
         assert_eq!(authority_of("ftp://x"), None);
     }
 }

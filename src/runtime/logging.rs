@@ -56,7 +56,9 @@ pub fn init() {
         Ok("off") => LevelFilter::Off,
         _ => LevelFilter::Info,
     };
-    if log::set_boxed_logger(Box::new(StderrLogger { level })).is_ok() {
+    // Leaked once: the logger lives as long as the process.
+    let logger: &'static StderrLogger = Box::leak(Box::new(StderrLogger { level }));
+    if log::set_logger(logger).is_ok() {
         log::set_max_level(level);
     }
 }

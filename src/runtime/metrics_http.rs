@@ -70,7 +70,10 @@ fn serve(mut stream: TcpStream, handle: &PrometheusHandle) -> io::Result<()> {
     let (status, body) = if ok {
         ("200 OK", handle.render())
     } else {
-        ("404 Not Found", "not found: the metrics are at /metrics\n".to_owned())
+        (
+            "404 Not Found",
+            "not found: the metrics are at /metrics\n".to_owned(),
+        )
     };
     write!(
         stream,

@@ -21,14 +21,14 @@
 //! happens per frame: the region is sized once, segments are reused whole.
 
 pub mod frames;
-pub mod notify;
-pub mod placement;
 #[cfg(feature = "server")]
 pub mod ingest;
 #[cfg(feature = "server")]
 pub mod logging;
 #[cfg(feature = "server")]
 pub mod metrics_http;
+pub mod notify;
+pub mod placement;
 #[cfg(feature = "server")]
 pub mod serve;
 #[cfg(feature = "server")]

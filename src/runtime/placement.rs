@@ -93,10 +93,14 @@ mod tests {
 
     #[test]
     fn host_assignment_is_stable_and_case_blind() {
-        assert_eq!(shard_of_host("pds.example.com", 7), shard_of_host("PDS.example.COM", 7));
+        assert_eq!(
+            shard_of_host("pds.example.com", 7),
+            shard_of_host("PDS.example.COM", 7)
+        );
         assert_eq!(shard_of_host("a", 1), 0);
-        let spread: std::collections::HashSet<_> =
-            (0..64).map(|i| shard_of_host(&format!("host{i}"), 4)).collect();
+        let spread: std::collections::HashSet<_> = (0..64)
+            .map(|i| shard_of_host(&format!("host{i}"), 4))
+            .collect();
         assert_eq!(spread.len(), 4);
     }
 }

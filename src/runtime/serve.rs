@@ -15,8 +15,7 @@ use crate::config::limits::{
 };
 use crate::config::{ServeArgs, Validation};
 use crate::eventlog::{EventLog, EventLogConfig, OnDurable};
-use crate::fanout::replay::ReplayPool;
-use crate::fanout::{Hub, HubConfig};
+use crate::fanout::{Hub, HubConfig, ReplayPool};
 use crate::identity::service::{IdentityConfig, IdentityService};
 use crate::runtime::frames::{FrameRegionConfig, FrameWriter, RegionId};
 use crate::runtime::ingest::{HostEntry, IngestShard, authority_of};
@@ -101,8 +100,14 @@ impl Relay {
 /// The rings of one relay: every ingest shard → the sequencer, the sequencer → every
 /// fan-out core.
 struct Rings {
-    to_sequencer: Vec<(Option<SharedSender<Admitted>>, Option<SharedReceiver<Admitted>>)>,
-    to_fanout: Vec<(Option<SharedSender<Published>>, Option<SharedReceiver<Published>>)>,
+    to_sequencer: Vec<(
+        Option<SharedSender<Admitted>>,
+        Option<SharedReceiver<Admitted>>,
+    )>,
+    to_fanout: Vec<(
+        Option<SharedSender<Published>>,
+        Option<SharedReceiver<Published>>,
+    )>,
 }
 
 /// Everything one executor needs, moved into its thread.
@@ -214,7 +219,10 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         let (stop_tx, stop_rx) = shared_channel::new_bounded(1);
         stops.push(stop_tx);
         let fanout_receiver = if roles.fanout {
-            let rx = rings.to_fanout.get_mut(fanout_index).and_then(|(_, rx)| rx.take());
+            let rx = rings
+                .to_fanout
+                .get_mut(fanout_index)
+                .and_then(|(_, rx)| rx.take());
             fanout_index += 1;
             rx
         } else {
@@ -228,7 +236,11 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
             identity: identity.clone(),
             replay: replay.clone(),
             listener: if roles.fanout {
-                Some(listener.try_clone().map_err(|e| ServeError::Spawn(e.to_string()))?)
+                Some(
+                    listener
+                        .try_clone()
+                        .map_err(|e| ServeError::Spawn(e.to_string()))?,
+                )
             } else {
                 None
             },
@@ -266,7 +278,11 @@ async fn run_core(setup: CoreSetup) {
     if let Some(cpu) = setup.cpu
         && !core_affinity::set_for_current(cpu)
     {
-        log::warn!("executor {}: could not pin to cpu {}", setup.roles.executor, cpu.id);
+        log::warn!(
+            "executor {}: could not pin to cpu {}",
+            setup.roles.executor,
+            cpu.id
+        );
     }
     let CoreSetup {
         roles,
@@ -286,8 +302,14 @@ async fn run_core(setup: CoreSetup) {
         glommio::spawn_local(run_sequencer(sequencer, log.durable_seq_handle())).detach();
     }
     if let (Some(receiver), Some(listener)) = (fanout_receiver, listener) {
-        glommio::spawn_local(run_fanout(roles.executor, receiver, listener, log.clone(), replay))
-            .detach();
+        glommio::spawn_local(run_fanout(
+            roles.executor,
+            receiver,
+            listener,
+            log.clone(),
+            replay,
+        ))
+        .detach();
     }
     if let (Some(shard), Some(sender)) = (roles.ingest_shard, ingest_sender) {
         glommio::spawn_local(run_ingest(shard, sender, hosts, identity, args)).detach();
@@ -352,15 +374,7 @@ async fn run_fanout(
         "/xrpc/com.atproto.sync.subscribeRepos",
         hub.subscribe_repos(),
     );
-    let listener = match glommio::net::TcpListener::from_std(listener) {
-        Ok(listener) => listener,
-        Err(e) => {
-            log::error!("fan-out core {executor}: listener: {e}");
-            return;
-        }
-    };
-    let error = http_server::serve(listener, Rc::new(router)).await;
-    log::error!("fan-out core {executor}: accept loop ended: {error}");
+    http_server::serve(shared_listener(listener), Rc::new(router)).await;
 }
 
 async fn run_ingest(
@@ -371,8 +385,7 @@ async fn run_ingest(
     args: ServeArgs,
 ) {
     let ring = sender.connect().await;
-    let writer = match FrameWriter::new(RegionId::new(shard as u32), FrameRegionConfig::default())
-    {
+    let writer = match FrameWriter::new(RegionId::new(shard as u32), FrameRegionConfig::default()) {
         Ok(writer) => Rc::new(RefCell::new(writer)),
         Err(e) => {
             log::error!("ingest shard {shard}: frame buffer: {e}");
@@ -418,4 +431,14 @@ async fn run_ingest(
     }
     drop(frames_tx);
     verifier.run(frames_rx, resolved_rx).await;
+}
+
+/// This core's handle on the one listening socket: every fan-out core accepts on the same
+/// socket (a duplicated descriptor), so the kernel hands each connection to one of them.
+#[allow(unsafe_code)]
+fn shared_listener(listener: std::net::TcpListener) -> glommio::net::TcpListener {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    // SAFETY: `into_raw_fd` gives up ownership of a valid, open listening socket; the
+    // glommio listener becomes its only owner and closes it on drop.
+    unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) }
 }

@@ -183,8 +183,7 @@ impl SequencerStage {
                 Err(e) if matches!(e.error, EventLogError::QueueFull) => {
                     metrics::counter!("relay_sequencer_log_full_waits_total").increment(1);
                     record = e.record;
-                    glommio::timer::sleep(Duration::from_micros(SEQUENCER_LOG_RETRY_MICROS))
-                        .await;
+                    glommio::timer::sleep(Duration::from_micros(SEQUENCER_LOG_RETRY_MICROS)).await;
                 }
                 Err(e) => {
                     metrics::counter!("relay_sequencer_failures_total", "reason" => e.error.reason())

@@ -133,7 +133,9 @@ fn run_fleet(args: SimArgs) -> Result<(), String> {
     }
     let mut last = fleet.counters();
     let mut first_emit: Option<Instant> = None;
-    let deadline = args.duration_secs.map(|s| Instant::now() + Duration::from_secs(s));
+    let deadline = args
+        .duration_secs
+        .map(|s| Instant::now() + Duration::from_secs(s));
     loop {
         let done = args.event_limit.is_some() && fleet.wait_until_emitted(Duration::from_secs(1));
         let now = fleet.counters();
@@ -151,7 +153,16 @@ fn run_fleet(args: SimArgs) -> Result<(), String> {
     let rss = usage::rss_kib();
     let cpu = usage::cpu_secs();
     let counters = fleet.stop();
-    println!("{}", summary(&counters, emit_secs, rss, cpu, started.elapsed().as_secs_f64()));
+    println!(
+        "{}",
+        summary(
+            &counters,
+            emit_secs,
+            rss,
+            cpu,
+            started.elapsed().as_secs_f64()
+        )
+    );
     Ok(())
 }
 
@@ -230,7 +241,11 @@ pub mod usage {
         let nanos: u64 = tasks
             .filter_map(Result::ok)
             .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-            .filter_map(|s| s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()))
+            .filter_map(|s| {
+                s.split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
             .sum();
         nanos as f64 / 1e9
     }

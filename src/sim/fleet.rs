@@ -307,8 +307,7 @@ impl Counters {
         if let Some(counter) = self.hostile.get(mode.index()) {
             Counters::add(counter, 1);
         }
-        metrics::counter!("relay_sim_hostile_events_total", "reason" => mode.reason())
-            .increment(1);
+        metrics::counter!("relay_sim_hostile_events_total", "reason" => mode.reason()).increment(1);
     }
 
     fn snapshot(&self) -> FleetCounters {
@@ -353,13 +352,26 @@ fn kind_label(kind: FrameKind) -> &'static str {
 pub(crate) enum Effect {
     None,
     /// The account's last honest commit.
-    Head { account: usize, cid: Cid, rev: String },
+    Head {
+        account: usize,
+        cid: Cid,
+        rev: String,
+    },
     /// The account's key was rotated to this generation.
-    KeyRotated { account: usize, generation: u32 },
+    KeyRotated {
+        account: usize,
+        generation: u32,
+    },
     /// The account moved to this host.
-    Migrated { account: usize, host: usize },
+    Migrated {
+        account: usize,
+        host: usize,
+    },
     /// The account's hosting status changed.
-    Active { account: usize, active: bool },
+    Active {
+        account: usize,
+        active: bool,
+    },
 }
 
 /// How a prepared frame goes on the wire.
@@ -492,10 +504,14 @@ fn check_config(config: &FleetConfig) -> Result<(), FleetError> {
     if config.presign_buffer_events == 0
         || config.presign_buffer_events > SIM_PRESIGN_BUFFER_EVENTS_MAX
     {
-        return Err(FleetError::Config("presign buffer must be 1..=SIM_PRESIGN_BUFFER_EVENTS_MAX"));
+        return Err(FleetError::Config(
+            "presign buffer must be 1..=SIM_PRESIGN_BUFFER_EVENTS_MAX",
+        ));
     }
     if config.backlog_events == 0 || config.backlog_events > SIM_BACKLOG_EVENTS_MAX {
-        return Err(FleetError::Config("backlog must be 1..=SIM_BACKLOG_EVENTS_MAX"));
+        return Err(FleetError::Config(
+            "backlog must be 1..=SIM_BACKLOG_EVENTS_MAX",
+        ));
     }
     let shares = [
         config.large_commit_share,
@@ -509,7 +525,11 @@ fn check_config(config: &FleetConfig) -> Result<(), FleetError> {
     if config.record_sizes.is_empty() || config.record_sizes.iter().all(|(_, w)| *w == 0) {
         return Err(FleetError::Config("record sizes need a positive weight"));
     }
-    let host_modes = config.hostile_modes.iter().filter(|m| m.is_host_mode()).count();
+    let host_modes = config
+        .hostile_modes
+        .iter()
+        .filter(|m| m.is_host_mode())
+        .count();
     if host_modes >= config.hosts {
         return Err(FleetError::Config("host modes need more hosts than modes"));
     }
@@ -529,7 +549,11 @@ fn share_of_limit(config: &FleetConfig, core: usize) -> Option<u64> {
     let mine = before(core);
     // The remainder goes to core 0 so the shares add up to the limit.
     let assigned: u64 = (0..config.cores).map(before).sum();
-    Some(if core == 0 { mine + limit - assigned } else { mine })
+    Some(if core == 0 {
+        mine + limit - assigned
+    } else {
+        mine
+    })
 }
 
 fn hosts_of_core_count(config: &FleetConfig, core: usize) -> u64 {
@@ -712,7 +736,13 @@ impl FleetHandle {
         let deadline = Instant::now() + timeout;
         let cores = self.shared.config.cores as u64;
         while Instant::now() < deadline {
-            if self.shared.counters.emitters_drained.load(Ordering::Acquire) >= cores {
+            if self
+                .shared
+                .counters
+                .emitters_drained
+                .load(Ordering::Acquire)
+                >= cores
+            {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -737,7 +767,11 @@ impl FleetHandle {
     }
 
     fn locate(&self, did: &str) -> Result<(usize, usize), FleetError> {
-        let directory = self.shared.directory.read().map_err(|_| FleetError::Stopped)?;
+        let directory = self
+            .shared
+            .directory
+            .read()
+            .map_err(|_| FleetError::Stopped)?;
         let account = *directory.by_did.get(did).ok_or(FleetError::UnknownDid)?;
         let host = directory
             .entries

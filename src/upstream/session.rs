@@ -18,7 +18,7 @@
 //! ```text
 //! run_session(target: HostTarget, control: Rc<SessionControl>,
 //!             writer: Rc<RefCell<FrameWriter>>, tls: Arc<rustls::ClientConfig>,
-//!             out: LocalSender<UpstreamFrame>, limits: SessionLimits) -> SessionError
+//!             out: Rc<LocalSender<UpstreamFrame>>, limits: SessionLimits) -> SessionError
 //! ```
 //!
 //! Spawn one per host on the ingest core's executor (`glommio::spawn_local`); it returns
@@ -256,7 +256,7 @@ struct Session {
     control: Rc<SessionControl>,
     writer: Rc<RefCell<FrameWriter>>,
     tls: Arc<ClientConfig>,
-    out: LocalSender<UpstreamFrame>,
+    out: Rc<LocalSender<UpstreamFrame>>,
     limits: SessionLimits,
     metrics: SessionMetrics,
     rng: SystemRandom,
@@ -268,7 +268,7 @@ pub async fn run_session(
     control: Rc<SessionControl>,
     writer: Rc<RefCell<FrameWriter>>,
     tls: Arc<ClientConfig>,
-    out: LocalSender<UpstreamFrame>,
+    out: Rc<LocalSender<UpstreamFrame>>,
     limits: SessionLimits,
 ) -> SessionError {
     let metrics = SessionMetrics::new(limits.shard);

@@ -17,11 +17,11 @@
 
 use crate::config::limits::{COMMIT_BLOCKS_MAX, REV_FUTURE_SKEW_MICROS_MAX};
 use crate::frame::car::Blocks;
+use crate::frame::car::recycle_vec;
 use crate::frame::cid::Cid;
 use crate::frame::event::{CommitEvent, Event, Frame, OpAction};
 use crate::syntax::{Did, Handle, Tid};
 use crate::verify::commit::{CommitSignatureError, verify_commit_signature};
-use crate::frame::car::recycle_vec;
 use crate::verify::mst::{Action, Mst, Op};
 use crate::verify::signature::ParsedKey;
 use std::fmt;
@@ -422,10 +422,11 @@ fn judge<'a>(
         .get(&root)
         .filter(|_| root == event.commit())
         .ok_or(Rejection::CarRootMismatch)?;
-    let commit = verify_commit_signature(commit_block, key, working.unsigned).map_err(|e| match e {
-        CommitSignatureError::Commit(e) => Rejection::BadCommit(e.reason()),
-        CommitSignatureError::Signature(e) => Rejection::BadSignature(e.reason()),
-    })?;
+    let commit =
+        verify_commit_signature(commit_block, key, working.unsigned).map_err(|e| match e {
+            CommitSignatureError::Commit(e) => Rejection::BadCommit(e.reason()),
+            CommitSignatureError::Signature(e) => Rejection::BadSignature(e.reason()),
+        })?;
     if commit.is_legacy() {
         return Err(Rejection::CommitVersion);
     }

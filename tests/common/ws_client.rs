@@ -26,7 +26,11 @@ pub enum Message {
 
 impl WsClient {
     /// Connect to `addr` and upgrade on `path_and_query`; `read_timeout` bounds each read.
-    pub fn connect(addr: SocketAddr, path_and_query: &str, read_timeout: Duration) -> std::io::Result<WsClient> {
+    pub fn connect(
+        addr: SocketAddr,
+        path_and_query: &str,
+        read_timeout: Duration,
+    ) -> std::io::Result<WsClient> {
         let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
         stream.set_read_timeout(Some(read_timeout))?;
         stream.set_nodelay(true)?;
@@ -101,7 +105,13 @@ impl WsClient {
     fn pong(&mut self, payload: &[u8]) -> std::io::Result<()> {
         let mut header = [0u8; ws::WS_HEADER_BYTES_MAX];
         let mask = [1, 2, 3, 4];
-        let len = ws::encode_header(true, Opcode::Pong, payload.len() as u64, Some(mask), &mut header);
+        let len = ws::encode_header(
+            true,
+            Opcode::Pong,
+            payload.len() as u64,
+            Some(mask),
+            &mut header,
+        );
         let mut masked = payload.to_vec();
         ws::apply_mask(&mut masked, mask, 0);
         self.stream.write_all(&header[..len])?;
