@@ -46,6 +46,10 @@ pub struct ServeArgs {
     /// and private deployments only).
     #[arg(long, env = "RELAY_ALLOW_PLAINTEXT", default_value_t = false)]
     pub allow_plaintext: bool,
+    /// Cursor to crawl a host from the first time (no cursor stored for it yet): absent =
+    /// live from now; `0` = from the oldest event the host still holds (backfill).
+    #[arg(long, env = "RELAY_NEW_HOST_CURSOR")]
+    pub new_host_cursor: Option<u64>,
     /// `strict` drops every rule violation; `lenient` passes Sync 1.1 proof failures,
     /// still counted.
     #[arg(long, env = "RELAY_VALIDATION", value_enum, default_value_t = Validation::Strict)]

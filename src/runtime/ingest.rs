@@ -352,8 +352,18 @@ impl IngestShard {
         if peek.kind == Kind::Identity {
             // The identity changed: forget the key and the PDS; the next commit resolves.
             self.identity.purge(did);
+            let mut lookup = false;
             if let Some(slot) = self.accounts.get_mut(did) {
                 slot.account = None;
+                // Frames parked behind this event need the new identity: resolve now
+                // (the drain in `on_resolved` stops while a lookup runs).
+                if !slot.parked.is_empty() && !slot.resolving {
+                    slot.resolving = true;
+                    lookup = true;
+                }
+            }
+            if lookup {
+                self.start_lookup(did, false);
             }
         }
         let admitted = Admitted {

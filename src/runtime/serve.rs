@@ -17,7 +17,7 @@ use crate::config::{ServeArgs, Validation};
 use crate::eventlog::{EventLog, EventLogConfig, OnDurable};
 use crate::fanout::{Hub, HubConfig, ReplayPool};
 use crate::identity::service::{IdentityConfig, IdentityService};
-use crate::runtime::frames::{FrameRegionConfig, FrameWriter, RegionId};
+use crate::runtime::frames::{FrameRegion, FrameRegionConfig, FrameWriter, RegionId};
 use crate::runtime::ingest::{HostEntry, IngestShard, authority_of};
 use crate::runtime::notify::Notify;
 use crate::runtime::placement::{self, CoreRoles};
@@ -82,11 +82,27 @@ pub fn run(args: ServeArgs) -> ExitCode {
 pub struct Relay {
     executors: Vec<glommio::ExecutorJoinHandle<()>>,
     stop: Vec<glommio::channels::shared_channel::SharedSender<()>>,
+    regions: RegionRegistry,
     /// The bound public address (useful when the flag asked for port 0).
     pub listen: std::net::SocketAddr,
+    /// The bound metrics address.
+    pub metrics_listen: std::net::SocketAddr,
 }
 
+/// The ingest cores' frame regions, readable from any thread (their counters are atomics).
+type RegionRegistry = Arc<std::sync::Mutex<Vec<Arc<FrameRegion>>>>;
+
 impl Relay {
+    /// User-space copies of frame bytes made by the ingest cores' frame buffers since start
+    /// (`relay_frame_copied_bytes_total` reports the same figure).
+    pub fn frame_copied_bytes(&self) -> u64 {
+        let regions = match self.regions.lock() {
+            Ok(regions) => regions,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        regions.iter().map(|r| r.counters().bytes_copied).sum()
+    }
+
     /// Stop the executors. Frames not yet durable are not broadcast; the log's recovery
     /// handles whatever the writer had not finished.
     pub fn stop(self) {
@@ -121,6 +137,7 @@ struct CoreSetup {
     listener: Option<std::net::TcpListener>,
     hosts: Vec<(HostId, String)>,
     ingest_sender: Option<SharedSender<Admitted>>,
+    regions: RegionRegistry,
     sequencer: Option<SequencerSetup>,
     fanout_receiver: Option<SharedReceiver<Published>>,
     stop: SharedReceiver<()>,
@@ -161,8 +178,9 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         .map_err(|e| ServeError::Config(format!("identity: {e}")))?;
     let replay = ReplayPool::start(&log, fanout_cores.clamp(1, 4))
         .map_err(|e| ServeError::Spawn(format!("replay threads: {e}")))?;
-    crate::runtime::metrics_http::start(args.metrics_listen)
+    let metrics_listen = crate::runtime::metrics_http::start(args.metrics_listen)
         .map_err(|e| ServeError::Spawn(format!("metrics on {}: {e}", args.metrics_listen)))?;
+    let regions: RegionRegistry = Arc::default();
 
     // One std listener, cloned per fan-out core: the kernel spreads connections over
     // the cores that accept on it.
@@ -252,6 +270,7 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
                 .ingest_shard
                 .and_then(|s| rings.to_sequencer.get_mut(s))
                 .and_then(|(tx, _)| tx.take()),
+            regions: Arc::clone(&regions),
             sequencer: if roles.sequencer {
                 sequencer_setup.take()
             } else {
@@ -269,7 +288,9 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
     Ok(Relay {
         executors,
         stop: stops,
+        regions,
         listen,
+        metrics_listen,
     })
 }
 
@@ -293,6 +314,7 @@ async fn run_core(setup: CoreSetup) {
         listener,
         hosts,
         ingest_sender,
+        regions,
         sequencer,
         fanout_receiver,
         stop,
@@ -312,7 +334,7 @@ async fn run_core(setup: CoreSetup) {
         .detach();
     }
     if let (Some(shard), Some(sender)) = (roles.ingest_shard, ingest_sender) {
-        glommio::spawn_local(run_ingest(shard, sender, hosts, identity, args)).detach();
+        glommio::spawn_local(run_ingest(shard, sender, hosts, identity, args, regions)).detach();
     }
     // Every sender of `stop` is dropped by `Relay::stop`: the channel closes.
     let stop = stop.connect().await;
@@ -383,10 +405,17 @@ async fn run_ingest(
     hosts: Vec<(HostId, String)>,
     identity: IdentityService,
     args: ServeArgs,
+    regions: RegionRegistry,
 ) {
     let ring = sender.connect().await;
     let writer = match FrameWriter::new(RegionId::new(shard as u32), FrameRegionConfig::default()) {
-        Ok(writer) => Rc::new(RefCell::new(writer)),
+        Ok(writer) => {
+            match regions.lock() {
+                Ok(mut regions) => regions.push(Arc::clone(writer.region())),
+                Err(poisoned) => poisoned.into_inner().push(Arc::clone(writer.region())),
+            }
+            Rc::new(RefCell::new(writer))
+        }
         Err(e) => {
             log::error!("ingest shard {shard}: frame buffer: {e}");
             return;
@@ -410,7 +439,7 @@ async fn run_ingest(
     );
     let frames_tx = Rc::new(frames_tx);
     for (host_id, url) in hosts {
-        let control = SessionControl::new(None);
+        let control = SessionControl::new(args.new_host_cursor);
         let authority = authority_of(&url).unwrap_or_default();
         verifier.add_host(host_id, HostEntry::new(authority, Rc::clone(&control)));
         let target = HostTarget {

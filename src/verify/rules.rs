@@ -354,7 +354,13 @@ fn judge_sync(
     if commit.rev() != Some(event.rev()) {
         return Err(Rejection::RevMismatch);
     }
-    let rev = check_rev(event.rev(), prior, policy)?;
+    // A #sync may announce the commit the relay already holds (equal rev): only an
+    // older rev is a rollback.
+    let rev = check_rev(
+        event.rev(),
+        prior.filter(|p| p.rev.as_str() != event.rev()),
+        policy,
+    )?;
     Ok(Judged {
         kind: VerifiedKind::Sync,
         did_span: span_of(bytes, event.did()),
