@@ -878,3 +878,41 @@ fn batch_flush_figures(b: &dyn Backend) {
         (ACCOUNTS + hosts.len()) as f64 / median.as_secs_f64()
     );
 }
+
+#[test]
+fn replies_complete_on_a_glommio_executor() {
+    // A data-plane task on its own thread awaits replies completed by the state thread.
+    fn assert_send_static<T: Send + 'static>(_: &T) {}
+    let backend = Rocks::new();
+    let svc = Arc::new(manual_service(backend.open(), 100));
+    let probe = svc.load_account("did:plc:probe");
+    assert_send_static(&probe);
+    drop(probe);
+    let task_svc = Arc::clone(&svc);
+    let (host, account) = std::thread::spawn(move || {
+        glommio::LocalExecutorBuilder::default()
+            .io_memory(1 << 20)
+            .make()
+            .unwrap()
+            .run(async move {
+                let host = task_svc.upsert_host("pds.example", 1).await.unwrap();
+                let account = task_svc
+                    .get_or_create_account("did:plc:glommio", host.id)
+                    .await
+                    .unwrap();
+                task_svc
+                    .record_account_commit(account.uid, rev("3kaaaaaaaaaa2", 1))
+                    .unwrap();
+                task_svc.flush().await.unwrap();
+                (
+                    host,
+                    task_svc.load_account("did:plc:glommio").await.unwrap(),
+                )
+            })
+    })
+    .join()
+    .unwrap();
+    let account = account.unwrap();
+    assert_eq!(account.host_id, host.id);
+    assert_eq!(account.rev.as_deref(), Some("3kaaaaaaaaaa2"));
+}
