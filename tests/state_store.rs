@@ -15,6 +15,7 @@ use std::time::Duration;
 
 trait Backend {
     fn open(&self) -> Box<dyn Store>;
+    fn name(&self) -> &'static str;
 }
 
 struct Rocks {
@@ -30,6 +31,9 @@ impl Rocks {
 }
 
 impl Backend for Rocks {
+    fn name(&self) -> &'static str {
+        "rocksdb"
+    }
     fn open(&self) -> Box<dyn Store> {
         let store = state::open(&StateConfig {
             data_dir: self.dir.path().to_path_buf(),
@@ -106,6 +110,9 @@ impl Drop for Postgres {
 }
 
 impl Backend for Postgres {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
     fn open(&self) -> Box<dyn Store> {
         state::open(&StateConfig {
             data_dir: std::env::temp_dir().join("unused-by-postgres"),
@@ -871,7 +878,8 @@ fn batch_flush_figures(b: &dyn Backend) {
     times.sort();
     let median = times[2];
     eprintln!(
-        "state figures: {ACCOUNTS} account creations {:.0}/s; batch of {} entries (+sync) median {:.1} ms = {:.0} entries/s",
+        "state figures ({}): {ACCOUNTS} account creations {:.0}/s; batch of {} entries (+sync) median {:.1} ms = {:.0} entries/s",
+        b.name(),
         ACCOUNTS as f64 / create.as_secs_f64(),
         ACCOUNTS + hosts.len(),
         median.as_secs_f64() * 1e3,
