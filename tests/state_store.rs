@@ -354,6 +354,23 @@ fn rev_update_is_conditional(b: &dyn Backend) {
 
 fn concurrent_rev_writers_never_roll_back(b: &dyn Backend) {
     let s: Arc<dyn Store> = Arc::from(b.open());
+    hammer_revs(vec![Arc::clone(&s), Arc::clone(&s), Arc::clone(&s), s]);
+}
+
+fn rev_for(i: u64, t: u64, per_thread: u64) -> u64 {
+    // Interleaved, partly descending revs from each writer.
+    if i % 2 == 0 {
+        i * 4 + t
+    } else {
+        per_thread * 4 - i * 4 - t
+    }
+}
+
+/// Four writers (threads, each with the store it is given) race conditional rev updates
+/// over four accounts; no reader ever sees a rev go back, and each account ends at the
+/// greatest rev written for it.
+fn hammer_revs(stores: Vec<Arc<dyn Store>>) {
+    let s = Arc::clone(&stores[0]);
     let host = s.upsert_host("pds.example", 1).unwrap();
     let uids: Vec<u64> = (0..4)
         .map(|i| {
@@ -363,18 +380,14 @@ fn concurrent_rev_writers_never_roll_back(b: &dyn Backend) {
         })
         .collect();
     let per_thread = 60u64;
-    let threads: Vec<_> = (0..4u64)
-        .map(|t| {
-            let s = Arc::clone(&s);
+    let threads: Vec<_> = stores
+        .into_iter()
+        .enumerate()
+        .map(|(t, s)| {
             let uids = uids.clone();
             std::thread::spawn(move || {
                 for i in 0..per_thread {
-                    // Interleaved, partly descending revs from each thread.
-                    let n = if i % 2 == 0 {
-                        i * 4 + t
-                    } else {
-                        per_thread * 4 - i * 4 - t
-                    };
+                    let n = rev_for(i, t as u64, per_thread);
                     let uid = uids[(i % 4) as usize];
                     let before = s.get_account_by_uid(uid).unwrap().unwrap().rev;
                     let r = format!("{n:013}");
@@ -395,22 +408,34 @@ fn concurrent_rev_writers_never_roll_back(b: &dyn Backend) {
     }
     for (k, uid) in uids.iter().enumerate() {
         let got = s.get_account_by_uid(*uid).unwrap().unwrap();
-        // The greatest rev written for this uid.
         let max = (0..4u64)
             .flat_map(|t| {
-                (0..per_thread).filter(|i| i % 4 == k as u64).map(move |i| {
-                    if i % 2 == 0 {
-                        i * 4 + t
-                    } else {
-                        per_thread * 4 - i * 4 - t
-                    }
-                })
+                (0..per_thread)
+                    .filter(|i| i % 4 == k as u64)
+                    .map(move |i| rev_for(i, t, per_thread))
             })
             .max()
             .unwrap();
         assert_eq!(got.rev.unwrap(), format!("{max:013}"));
         assert_eq!(got.data_cid.unwrap()[2], (max % 250) as u8);
     }
+}
+
+#[test]
+fn postgres_writers_on_separate_connections_never_roll_back() {
+    // Four connections (as four relay processes would have): the rule is the UPDATE's
+    // WHERE clause, not a lock in this process.
+    let Some(pg) = Postgres::new() else { return };
+    hammer_revs((0..4).map(|_| Arc::from(pg.open())).collect());
+}
+
+#[test]
+fn a_panicking_call_does_not_stop_the_state_thread() {
+    let backend = Rocks::new();
+    let svc = manual_service(backend.open(), 10);
+    let r: Result<(), StateError> = block_on(svc.call(|_| panic!("boom")));
+    assert!(matches!(r, Err(StateError::Closed)));
+    assert!(block_on(svc.upsert_host("pds.example", 1)).is_ok());
 }
 
 fn status_changes_and_host_moves(b: &dyn Backend) {
