@@ -359,7 +359,7 @@ fn concurrent_rev_writers_never_roll_back(b: &dyn Backend) {
 
 fn rev_for(i: u64, t: u64, per_thread: u64) -> u64 {
     // Interleaved, partly descending revs from each writer.
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         i * 4 + t
     } else {
         per_thread * 4 - i * 4 - t
