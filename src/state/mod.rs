@@ -383,8 +383,8 @@ pub trait Store: Send + Sync {
     fn get_backfill(&self, key: &str) -> Result<Option<BackfillRecord>, StateError>;
 
     /// Writes a batch atomically: every host cursor, and every account rev that passes the
-    /// conditional rule (the others are skipped, not errors). Returns how many account
-    /// revs applied. Unknown ids are skipped (an account or host deleted meanwhile).
+    /// conditional rule (the others are skipped, not errors). Returns how many accounts'
+    /// revs moved forward. Unknown ids are skipped (an account or host deleted meanwhile).
     fn apply_batch(&self, batch: &Batch) -> Result<usize, StateError>;
     /// Makes every write so far durable. Writes do not wait for an fsync (RocksDB: WAL
     /// unsynced; PostgreSQL: `synchronous_commit = off`); this does (RocksDB: WAL fsync;

@@ -33,11 +33,56 @@ use std::pin::Pin;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Row, Statement};
 
 /// A query future borrowing the connection.
 pub type PgFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, StateError>> + 'c>>;
-type Job = Box<dyn for<'c> FnOnce(&'c mut Client) -> Pin<Box<dyn Future<Output = ()> + 'c>> + Send>;
+type Job = Box<dyn for<'c> FnOnce(&'c mut Conn) -> Pin<Box<dyn Future<Output = ()> + 'c>> + Send>;
+
+/// The connection and its prepared statements: each distinct SQL text is prepared once
+/// per connection, so a call costs one round trip instead of two.
+pub struct Conn {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+impl Conn {
+    async fn statement(&mut self, sql: &str) -> Result<Statement, StateError> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql).await.map_err(pg)?;
+        self.statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    async fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StateError> {
+        let statement = self.statement(sql).await?;
+        self.client.query(&statement, params).await.map_err(pg)
+    }
+
+    async fn query_opt(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Option<Row>, StateError> {
+        let statement = self.statement(sql).await?;
+        self.client.query_opt(&statement, params).await.map_err(pg)
+    }
+
+    async fn query_one(&mut self, sql: &str, params: Params<'_>) -> Result<Row, StateError> {
+        let statement = self.statement(sql).await?;
+        self.client.query_one(&statement, params).await.map_err(pg)
+    }
+
+    async fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64, StateError> {
+        let statement = self.statement(sql).await?;
+        self.client.execute(&statement, params).await.map_err(pg)
+    }
+}
 
 /// Schema migrations, in order; a version is never edited once released, only added.
 const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1)];
@@ -135,7 +180,7 @@ impl PgStore {
     fn call<T, F>(&self, f: F) -> Result<T, StateError>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut Client) -> PgFuture<'c, T> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut Conn) -> PgFuture<'c, T> + Send + 'static,
     {
         let jobs = self.jobs.as_ref().ok_or(StateError::Closed)?;
         let (reply_tx, reply_rx) = oneshot::channel();
@@ -199,10 +244,14 @@ fn connection_thread(
             return;
         }
         let _ = ready.send(Ok(()));
+        let mut conn = Conn {
+            client,
+            statements: HashMap::new(),
+        };
         while let Some(job) = jobs.recv().await {
-            job(&mut client).await;
+            job(&mut conn).await;
         }
-        drop(client);
+        drop(conn);
         let _ = driver.await;
     });
 }
@@ -335,7 +384,7 @@ impl Store for PgStore {
         self.call(move |c| {
             Box::pin(async move {
                 let select = format!("SELECT {HOST_COLUMNS} FROM hosts WHERE hostname = $1");
-                if let Some(row) = c.query_opt(&select, &[&hostname]).await.map_err(pg)? {
+                if let Some(row) = c.query_opt(&select, &[&hostname]).await? {
                     return row_to_host(&row);
                 }
                 c.execute(
@@ -343,9 +392,8 @@ impl Store for PgStore {
                      ON CONFLICT (hostname) DO NOTHING",
                     &[&hostname, &HostStatus::Active.as_str(), &now],
                 )
-                .await
-                .map_err(pg)?;
-                row_to_host(&c.query_one(&select, &[&hostname]).await.map_err(pg)?)
+                .await?;
+                row_to_host(&c.query_one(&select, &[&hostname]).await?)
             })
         })
     }
@@ -355,7 +403,7 @@ impl Store for PgStore {
         self.call(move |c| {
             Box::pin(async move {
                 let sql = format!("SELECT {HOST_COLUMNS} FROM hosts WHERE hostname = $1");
-                let row = c.query_opt(&sql, &[&hostname]).await.map_err(pg)?;
+                let row = c.query_opt(&sql, &[&hostname]).await?;
                 row.as_ref().map(row_to_host).transpose()
             })
         })
@@ -368,7 +416,7 @@ impl Store for PgStore {
         self.call(move |c| {
             Box::pin(async move {
                 let sql = format!("SELECT {HOST_COLUMNS} FROM hosts WHERE id = $1");
-                let row = c.query_opt(&sql, &[&id]).await.map_err(pg)?;
+                let row = c.query_opt(&sql, &[&id]).await?;
                 row.as_ref().map(row_to_host).transpose()
             })
         })
@@ -398,8 +446,7 @@ impl Store for PgStore {
                             &id, &status, &seq, &limit, &ps, &ph, &pd, &failures, &connected,
                         ],
                     )
-                    .await
-                    .map_err(pg)?;
+                    .await?;
                 if n == 0 {
                     return Err(StateError::NotFound("host"));
                 }
@@ -417,10 +464,7 @@ impl Store for PgStore {
             Box::pin(async move {
                 let sql =
                     format!("SELECT {HOST_COLUMNS} FROM hosts WHERE id > $1 ORDER BY id LIMIT $2");
-                rows(
-                    c.query(&sql, &[&after, &limit]).await.map_err(pg)?,
-                    row_to_host,
-                )
+                rows(c.query(&sql, &[&after, &limit]).await?, row_to_host)
             })
         })
     }
@@ -432,8 +476,7 @@ impl Store for PgStore {
             Box::pin(async move {
                 let n = c
                     .execute("UPDATE hosts SET last_seq = $2 WHERE id = $1", &[&id, &seq])
-                    .await
-                    .map_err(pg)?;
+                    .await?;
                 if n == 0 {
                     return Err(StateError::NotFound("host"));
                 }
@@ -451,8 +494,7 @@ impl Store for PgStore {
                     "INSERT INTO domain_bans (domain) VALUES ($1) ON CONFLICT DO NOTHING",
                     &[&domain],
                 )
-                .await
-                .map_err(pg)?;
+                .await?;
                 Ok(())
             })
         })
@@ -464,8 +506,7 @@ impl Store for PgStore {
             Box::pin(async move {
                 let n = c
                     .execute("DELETE FROM domain_bans WHERE domain = $1", &[&domain])
-                    .await
-                    .map_err(pg)?;
+                    .await?;
                 Ok(n > 0)
             })
         })
@@ -476,8 +517,7 @@ impl Store for PgStore {
             Box::pin(async move {
                 let found = c
                     .query("SELECT domain FROM domain_bans ORDER BY domain", &[])
-                    .await
-                    .map_err(pg)?;
+                    .await?;
                 found.iter().map(|r| get(r, "domain")).collect()
             })
         })
@@ -494,7 +534,7 @@ impl Store for PgStore {
         self.call(move |c| {
             Box::pin(async move {
                 let select = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE did = $1");
-                if let Some(row) = c.query_opt(&select, &[&did]).await.map_err(pg)? {
+                if let Some(row) = c.query_opt(&select, &[&did]).await? {
                     return row_to_account(&row);
                 }
                 // One statement (one implicit transaction): the insert and the host's
@@ -509,10 +549,10 @@ impl Store for PgStore {
                 let created = c
                     .query_opt(&create, &[&did, &host_id, &active])
                     .await
-                    .map_err(pg)?;
+                    ?;
                 let row = match created {
                     Some(row) => row,
-                    None => c.query_one(&select, &[&did]).await.map_err(pg)?,
+                    None => c.query_one(&select, &[&did]).await?,
                 };
                 row_to_account(&row)
             })
@@ -524,7 +564,7 @@ impl Store for PgStore {
         self.call(move |c| {
             Box::pin(async move {
                 let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE did = $1");
-                let row = c.query_opt(&sql, &[&did]).await.map_err(pg)?;
+                let row = c.query_opt(&sql, &[&did]).await?;
                 row.as_ref().map(row_to_account).transpose()
             })
         })
@@ -537,7 +577,7 @@ impl Store for PgStore {
         self.call(move |c| {
             Box::pin(async move {
                 let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE uid = $1");
-                let row = c.query_opt(&sql, &[&uid]).await.map_err(pg)?;
+                let row = c.query_opt(&sql, &[&uid]).await?;
                 row.as_ref().map(row_to_account).transpose()
             })
         })
@@ -553,10 +593,7 @@ impl Store for PgStore {
                 let sql = format!(
                     "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE uid > $1 ORDER BY uid LIMIT $2"
                 );
-                rows(
-                    c.query(&sql, &[&after, &limit]).await.map_err(pg)?,
-                    row_to_account,
-                )
+                rows(c.query(&sql, &[&after, &limit]).await?, row_to_account)
             })
         })
     }
@@ -573,15 +610,13 @@ impl Store for PgStore {
                          WHERE uid = $1 AND (rev IS NULL OR rev < $2 COLLATE \"C\")",
                         &[&uid, &update.rev, &update.data_cid, &update.desynchronized],
                     )
-                    .await
-                    .map_err(pg)?;
+                    .await?;
                 if n > 0 {
                     return Ok(true);
                 }
                 let exists = c
                     .query_opt("SELECT 1 FROM accounts WHERE uid = $1", &[&uid])
-                    .await
-                    .map_err(pg)?;
+                    .await?;
                 match exists {
                     Some(_) => Ok(false),
                     None => Err(StateError::NotFound("account")),
@@ -609,8 +644,7 @@ impl Store for PgStore {
                         "UPDATE accounts SET desynchronized = $2 WHERE uid = $1",
                         &[&uid, &desynchronized],
                     )
-                    .await
-                    .map_err(pg)?;
+                    .await?;
                 Ok(n > 0)
             })
         })
@@ -623,7 +657,7 @@ impl Store for PgStore {
         let host_id = to_i64(host_id, "host id")?;
         self.call(move |c| {
             Box::pin(async move {
-                let tx = c.transaction().await.map_err(pg)?;
+                let tx = c.client.transaction().await.map_err(pg)?;
                 let old = tx
                     .query_opt("SELECT host_id FROM accounts WHERE uid = $1 FOR UPDATE", &[&uid])
                     .await
@@ -668,8 +702,7 @@ impl Store for PgStore {
                      ON CONFLICT (did) DO UPDATE SET entry = $2, fetched_at_ms = $3",
                     &[&did, &entry, &at],
                 )
-                .await
-                .map_err(pg)?;
+                .await?;
                 Ok(())
             })
         })
@@ -684,8 +717,7 @@ impl Store for PgStore {
                         "SELECT did, entry, fetched_at_ms FROM identity WHERE did = $1",
                         &[&did],
                     )
-                    .await
-                    .map_err(pg)?;
+                    .await?;
                 row.as_ref().map(row_to_identity).transpose()
             })
         })
@@ -697,8 +729,7 @@ impl Store for PgStore {
             Box::pin(async move {
                 let n = c
                     .execute("DELETE FROM identity WHERE did = $1", &[&did])
-                    .await
-                    .map_err(pg)?;
+                    .await?;
                 Ok(n > 0)
             })
         })
@@ -719,8 +750,7 @@ impl Store for PgStore {
                          ORDER BY did LIMIT $2",
                         &[&after, &limit],
                     )
-                    .await
-                    .map_err(pg)?;
+                    .await?;
                 rows(found, row_to_identity)
             })
         })
@@ -742,8 +772,7 @@ impl Store for PgStore {
                      SET cursor = $2, done = $3, failed = $4, status = $5",
                     &[&key, &record.cursor, &done, &failed, &record.status],
                 )
-                .await
-                .map_err(pg)?;
+                .await?;
                 Ok(())
             })
         })
@@ -758,8 +787,7 @@ impl Store for PgStore {
                         "SELECT cursor, done, failed, status FROM backfill WHERE key = $1",
                         &[&key],
                     )
-                    .await
-                    .map_err(pg)?;
+                    .await?;
                 let Some(row) = row else { return Ok(None) };
                 Ok(Some(BackfillRecord {
                     cursor: get(&row, "cursor")?,
@@ -793,7 +821,7 @@ impl Store for PgStore {
         }
         self.call(move |c| {
             Box::pin(async move {
-                let tx = c.transaction().await.map_err(pg)?;
+                let tx = c.client.transaction().await.map_err(pg)?;
                 tx.execute(
                     "UPDATE hosts h SET last_seq = u.seq \
                      FROM unnest($1::bigint[], $2::bigint[]) AS u(id, seq) WHERE h.id = u.id",
@@ -822,11 +850,12 @@ impl Store for PgStore {
         // commit record (so every earlier commit of this connection) is flushed.
         self.call(move |c| {
             Box::pin(async move {
-                c.batch_execute(
-                    "BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT;",
-                )
-                .await
-                .map_err(pg)
+                c.client
+                    .batch_execute(
+                        "BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT;",
+                    )
+                    .await
+                    .map_err(pg)
             })
         })
     }
@@ -846,7 +875,7 @@ impl PgStore {
         self.call(move |c| {
             Box::pin(async move {
                 let sql = format!("UPDATE accounts SET {column} = $2 WHERE uid = $1");
-                let n = c.execute(&sql, &[&uid, &value]).await.map_err(pg)?;
+                let n = c.execute(&sql, &[&uid, &value]).await?;
                 Ok(n > 0)
             })
         })

@@ -22,7 +22,8 @@ use super::{
     check_key, check_rev_update, clamp_limit, rev_is_newer,
 };
 use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch,
+    ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Direction, IteratorMode, Options,
+    WriteBatch,
 };
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -80,6 +81,14 @@ fn lock(m: &Mutex<()>) -> MutexGuard<'_, ()> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Per-table options: LZ4 (the build's only compression feature; DIDs and hostnames
+/// compress well, and LZ4 costs little CPU on the state thread).
+fn table_options() -> Options {
+    let mut options = Options::default();
+    options.set_compression_type(DBCompressionType::Lz4);
+    options
+}
+
 impl RocksStore {
     /// Opens (creating if missing) the store in `dir`.
     pub fn open(dir: &Path) -> Result<RocksStore, StateError> {
@@ -88,7 +97,7 @@ impl RocksStore {
         options.create_missing_column_families(true);
         let cfs = COLUMN_FAMILIES
             .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+            .map(|name| ColumnFamilyDescriptor::new(*name, table_options()));
         let db = DB::open_cf_descriptors(&options, dir, cfs).map_err(rocks)?;
         Ok(RocksStore {
             db,

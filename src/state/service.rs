@@ -411,7 +411,13 @@ fn state_thread(
                     .fetch_sub(1, Ordering::Relaxed)
                     .saturating_sub(1);
                 metrics::gauge!("relay_state_queue_depth").set(depth as f64);
-                job(store.as_ref());
+                // A panicking closure handed to `call` must not take the state thread
+                // (and every later request) down with it: its reply resolves to
+                // `Closed` when the sender drops during the unwind.
+                let run = std::panic::AssertUnwindSafe(|| job(store.as_ref()));
+                if std::panic::catch_unwind(run).is_err() {
+                    count_error(&StateError::Closed);
+                }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
