@@ -196,12 +196,14 @@ where
         .unwrap();
     match finished.recv_timeout(TEST_TIMEOUT) {
         Ok(()) => handle.join().unwrap(),
-        Err(_) => {
-            // A panic inside the executor ends the thread without sending.
-            if handle.join().is_err() {
-                panic!("{name}: the test panicked");
-            }
-            panic!("{name}: timed out after {TEST_TIMEOUT:?}");
+        // A panic inside the executor drops the sender.
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            let _ = handle.join();
+            panic!("{name}: the test panicked");
+        }
+        // The executor thread is left behind; the test process fails and exits.
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{name}: timed out after {TEST_TIMEOUT:?}")
         }
     }
 }
@@ -717,5 +719,51 @@ fn a_client_ping_gets_a_pong_and_the_stream_goes_on() {
         bed.source.publish(&bed.hub, 1).await;
         assert_commits(&consumer.take(1).await, 1..=1, &bed.records());
         common::report("fanout ping: pong, then frames", 1);
+    });
+}
+
+/// A rough figure, not an assertion: frames fanned out per second to 8 live consumers on
+/// one core (consumers read on the same core). `cargo test --release --test fanout --
+/// --ignored --nocapture`.
+#[test]
+#[ignore]
+fn live_fanout_throughput() {
+    run("fanout-throughput", || async {
+        const CONSUMERS: usize = 8;
+        const FRAMES: usize = 4000;
+        let mut bed = bed("throughput", log_config, HubConfig::new(), 800);
+        // One frame first, so that consumers start live and wait (not replay) while the
+        // measured frames are produced.
+        bed.source.publish(&bed.hub, 1).await;
+        let clients: Vec<_> = (0..CONSUMERS)
+            .map(|_| {
+                let addr = bed.addr;
+                glommio::spawn_local(async move {
+                    let mut consumer = Consumer::connect(addr, None, None).await;
+                    for _ in 0..FRAMES {
+                        consumer.message().await.expect("frame");
+                    }
+                })
+            })
+            .collect();
+        wait_consumers(&bed.hub, CONSUMERS).await;
+        let frames = bed.source.produce(FRAMES).await;
+        let bytes: usize = frames.iter().map(|f| f.out().len()).sum();
+        let started = std::time::Instant::now();
+        for frame in frames {
+            bed.hub.publish(frame);
+        }
+        for client in clients {
+            client.await;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let sent = (CONSUMERS * FRAMES) as f64;
+        println!(
+            "live fan-out: {CONSUMERS} consumers x {FRAMES} frames ({} B avg): {:.0} frames/s, {:.1} MB/s sent, copied bytes {}",
+            bytes / FRAMES,
+            sent / elapsed,
+            sent * (bytes / FRAMES) as f64 / elapsed / 1e6,
+            bed.hub.stats().copied_bytes
+        );
     });
 }
