@@ -49,6 +49,8 @@ struct Source {
     key: ParsedKey,
     pool: Vec<Vec<u8>>,
     next: usize,
+    /// The account key the next frames are logged under.
+    account: u64,
 }
 
 impl Source {
@@ -77,6 +79,7 @@ impl Source {
             key,
             pool,
             next: 0,
+            account: 1,
         }
     }
 
@@ -97,7 +100,11 @@ impl Source {
             let verified = verify_commit_frame(handle, &self.key, None, &policy)
                 .map_err(|(_, r)| r)
                 .unwrap();
-            let sequenced = Arc::new(self.sequencer.assign(verified, AccountKey::new(1)).unwrap());
+            let sequenced = Arc::new(
+                self.sequencer
+                    .assign(verified, AccountKey::new(self.account))
+                    .unwrap(),
+            );
             self.appender.append(Arc::clone(&sequenced)).unwrap();
             out.push(sequenced);
         }
@@ -765,5 +772,33 @@ fn live_fanout_throughput() {
             sent * (bytes / FRAMES) as f64 / elapsed / 1e6,
             bed.hub.stats().copied_bytes
         );
+    });
+}
+
+#[test]
+fn takedowns_are_hidden_in_replay_and_live() {
+    run("fanout-takedown", || async {
+        let mut bed = bed("takedown", log_config, HubConfig::new(), 400);
+        for account in [1, 2, 1] {
+            bed.source.account = account;
+            bed.source.publish(&bed.hub, 5).await;
+        }
+        // Account 2 is taken down: the log hides its records at replay, the hub live.
+        let taken_down = AccountKey::new(2);
+        bed.log
+            .take_down(taken_down, relay::eventlog::Seq::new(16).unwrap())
+            .unwrap();
+        bed.hub.hide_account(taken_down);
+        let records = bed.records();
+        let mut consumer = Consumer::connect(bed.addr, Some(0), None).await;
+        let got = consumer.take(10).await;
+        assert_commits(&got[..5], 1..=5, &records);
+        assert_commits(&got[5..], 11..=15, &records);
+        bed.source.account = 2;
+        bed.source.publish(&bed.hub, 3).await;
+        bed.source.account = 1;
+        bed.source.publish(&bed.hub, 1).await;
+        assert_commits(&consumer.take(1).await, 19..=19, &bed.records());
+        common::report("fanout takedown: replay and live", 2);
     });
 }
