@@ -49,6 +49,8 @@ struct Source {
     key: ParsedKey,
     pool: Vec<Vec<u8>>,
     next: usize,
+    /// The account key the next frames are logged under.
+    account: u64,
 }
 
 impl Source {
@@ -77,6 +79,7 @@ impl Source {
             key,
             pool,
             next: 0,
+            account: 1,
         }
     }
 
@@ -97,7 +100,11 @@ impl Source {
             let verified = verify_commit_frame(handle, &self.key, None, &policy)
                 .map_err(|(_, r)| r)
                 .unwrap();
-            let sequenced = Arc::new(self.sequencer.assign(verified, AccountKey::new(1)).unwrap());
+            let sequenced = Arc::new(
+                self.sequencer
+                    .assign(verified, AccountKey::new(self.account))
+                    .unwrap(),
+            );
             self.appender.append(Arc::clone(&sequenced)).unwrap();
             out.push(sequenced);
         }
@@ -196,12 +203,14 @@ where
         .unwrap();
     match finished.recv_timeout(TEST_TIMEOUT) {
         Ok(()) => handle.join().unwrap(),
-        Err(_) => {
-            // A panic inside the executor ends the thread without sending.
-            if handle.join().is_err() {
-                panic!("{name}: the test panicked");
-            }
-            panic!("{name}: timed out after {TEST_TIMEOUT:?}");
+        // A panic inside the executor drops the sender.
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            let _ = handle.join();
+            panic!("{name}: the test panicked");
+        }
+        // The executor thread is left behind; the test process fails and exits.
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{name}: timed out after {TEST_TIMEOUT:?}")
         }
     }
 }
@@ -717,5 +726,79 @@ fn a_client_ping_gets_a_pong_and_the_stream_goes_on() {
         bed.source.publish(&bed.hub, 1).await;
         assert_commits(&consumer.take(1).await, 1..=1, &bed.records());
         common::report("fanout ping: pong, then frames", 1);
+    });
+}
+
+/// A rough figure, not an assertion: frames fanned out per second to 8 live consumers on
+/// one core (consumers read on the same core). `cargo test --release --test fanout --
+/// --ignored --nocapture`.
+#[test]
+#[ignore]
+fn live_fanout_throughput() {
+    run("fanout-throughput", || async {
+        const CONSUMERS: usize = 8;
+        const FRAMES: usize = 4000;
+        let mut bed = bed("throughput", log_config, HubConfig::new(), 800);
+        // One frame first, so that consumers start live and wait (not replay) while the
+        // measured frames are produced.
+        bed.source.publish(&bed.hub, 1).await;
+        let clients: Vec<_> = (0..CONSUMERS)
+            .map(|_| {
+                let addr = bed.addr;
+                glommio::spawn_local(async move {
+                    let mut consumer = Consumer::connect(addr, None, None).await;
+                    for _ in 0..FRAMES {
+                        consumer.message().await.expect("frame");
+                    }
+                })
+            })
+            .collect();
+        wait_consumers(&bed.hub, CONSUMERS).await;
+        let frames = bed.source.produce(FRAMES).await;
+        let bytes: usize = frames.iter().map(|f| f.out().len()).sum();
+        let started = std::time::Instant::now();
+        for frame in frames {
+            bed.hub.publish(frame);
+        }
+        for client in clients {
+            client.await;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let sent = (CONSUMERS * FRAMES) as f64;
+        println!(
+            "live fan-out: {CONSUMERS} consumers x {FRAMES} frames ({} B avg): {:.0} frames/s, {:.1} MB/s sent, copied bytes {}",
+            bytes / FRAMES,
+            sent / elapsed,
+            sent * (bytes / FRAMES) as f64 / elapsed / 1e6,
+            bed.hub.stats().copied_bytes
+        );
+    });
+}
+
+#[test]
+fn takedowns_are_hidden_in_replay_and_live() {
+    run("fanout-takedown", || async {
+        let mut bed = bed("takedown", log_config, HubConfig::new(), 400);
+        for account in [1, 2, 1] {
+            bed.source.account = account;
+            bed.source.publish(&bed.hub, 5).await;
+        }
+        // Account 2 is taken down: the log hides its records at replay, the hub live.
+        let taken_down = AccountKey::new(2);
+        bed.log
+            .take_down(taken_down, relay::eventlog::Seq::new(16).unwrap())
+            .unwrap();
+        bed.hub.hide_account(taken_down);
+        let records = bed.records();
+        let mut consumer = Consumer::connect(bed.addr, Some(0), None).await;
+        let got = consumer.take(10).await;
+        assert_commits(&got[..5], 1..=5, &records);
+        assert_commits(&got[5..], 11..=15, &records);
+        bed.source.account = 2;
+        bed.source.publish(&bed.hub, 3).await;
+        bed.source.account = 1;
+        bed.source.publish(&bed.hub, 1).await;
+        assert_commits(&consumer.take(1).await, 19..=19, &bed.records());
+        common::report("fanout takedown: replay and live", 2);
     });
 }

@@ -209,10 +209,16 @@ pub struct Hub {
     config: HubConfig,
     log: EventLog,
     pool: ReplayPool,
+    /// The live ring (its policy is in `ring`).
     ring: RefCell<LiveRing>,
+    /// Accounts whose frames are not delivered live; grows only by `hide_account` calls.
     hidden: RefCell<HashSet<AccountKey>>,
+    /// Bumped by every publish.
     version: Cell<u64>,
+    /// Sessions waiting for the next publish: at most one entry per waiting consumer
+    /// (bounded by `consumers_max`); every publish wakes and empties it.
     waiters: RefCell<Vec<Waker>>,
+    /// The connected consumers (at most `consumers_max`: the upgrade is refused beyond).
     consumers: RefCell<BTreeMap<u64, Rc<ConsumerCell>>>,
     next_consumer: Cell<u64>,
     stats: Cell<FanoutStats>,

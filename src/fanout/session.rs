@@ -240,8 +240,11 @@ impl Session<'_> {
         let records = match self.hub.pool.request(self.next).await {
             ReplayReply::Batch { records, next } => {
                 if records.is_empty() {
+                    if next <= self.next {
+                        glommio::timer::sleep(EMPTY_BATCH_RETRY).await;
+                    }
+                    // Past records of taken-down accounts the log skipped.
                     self.next = self.next.max(next);
-                    glommio::timer::sleep(EMPTY_BATCH_RETRY).await;
                     return Ok(());
                 }
                 records
