@@ -520,3 +520,12 @@ pub const STATE_PG_REQUEST_QUEUE_ENTRIES_MAX: usize = 256;
 
 /// Longest wait for the PostgreSQL server to accept a connection, in seconds.
 pub const STATE_PG_CONNECT_TIMEOUT_SECONDS_MAX: u64 = 10;
+
+// ---- runtime::resume ----
+
+/// Records at the end of the event log read at start to recover each account's last
+/// accepted rev: the state store's write-behind may trail the log by one flush interval
+/// when the process dies, and without this a re-crawled commit could be relayed twice.
+/// 200,000 records cover several seconds at the rates one machine sustains, far more than
+/// one flush interval.
+pub const RESUME_SCAN_RECORDS_MAX: u64 = 200_000;

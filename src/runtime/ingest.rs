@@ -32,7 +32,9 @@ use crate::eventlog::AccountKey;
 use crate::frame::event::{Event, Frame};
 use crate::identity::service::{IdentityService, Resolved};
 use crate::runtime::frames::FrameHandle;
+use crate::runtime::resume::TailStates;
 use crate::sequencer::stage::{Admitted, Origin};
+use crate::state::{AccountRecord, StateService};
 use crate::upstream::session::{SessionControl, UpstreamFrame};
 use crate::upstream::target::HostId;
 use crate::verify::rules::{
@@ -68,10 +70,12 @@ impl HostEntry {
     }
 }
 
-/// An identity lookup's outcome, delivered back to the shard's task.
+/// An identity lookup's outcome (and, on first sight, the account's stored record),
+/// delivered back to the shard's task.
 pub struct Resolution {
     did: String,
     outcome: Result<Arc<Resolved>, &'static str>,
+    record: Option<Result<AccountRecord, &'static str>>,
 }
 
 struct Account {
@@ -79,6 +83,7 @@ struct Account {
     pds_authority: Option<String>,
     state: Option<AccountState>,
     account_key: AccountKey,
+    uid: Option<u64>,
     refreshed_at: Option<Instant>,
 }
 
@@ -120,21 +125,42 @@ pub struct IngestShard {
     account_order: VecDeque<String>,
     parked_bytes: usize,
     identity: IdentityService,
+    state: Arc<StateService>,
+    tail: Arc<TailStates>,
     resolved_tx: Rc<LocalSender<Resolution>>,
     ring: ConnectedSender<Admitted>,
     scratch: VerifyScratch,
+}
+
+/// What a shard is built from.
+pub struct ShardParts {
+    /// The shard's number (metric label, frame region id).
+    pub shard: u16,
+    /// Strict or lenient validation.
+    pub strict: bool,
+    /// Identity resolution.
+    pub identity: IdentityService,
+    /// The state store's service.
+    pub state: Arc<StateService>,
+    /// Account states recovered from the log's tail.
+    pub tail: Arc<TailStates>,
 }
 
 impl IngestShard {
     /// A shard sending to `ring`, resolving through `identity`; `resolved_tx` is the
     /// sender of the channel whose receiver is passed to [`IngestShard::run`].
     pub fn new(
-        shard: u16,
-        strict: bool,
-        identity: IdentityService,
+        parts: ShardParts,
         resolved_tx: LocalSender<Resolution>,
         ring: ConnectedSender<Admitted>,
     ) -> IngestShard {
+        let ShardParts {
+            shard,
+            strict,
+            identity,
+            state,
+            tail,
+        } = parts;
         IngestShard {
             shard,
             strict,
@@ -143,6 +169,8 @@ impl IngestShard {
             account_order: VecDeque::new(),
             parked_bytes: 0,
             identity,
+            state,
+            tail,
             resolved_tx: Rc::new(resolved_tx),
             ring,
             scratch: VerifyScratch::new(),
@@ -342,13 +370,17 @@ impl IngestShard {
                 .increment(1);
         }
         let mut account_key = None;
+        let mut uid = None;
         if let Some(account) = self.accounts.get_mut(did).and_then(|s| s.account.as_mut()) {
             if let Some(state) = verified.next_state() {
                 account.state = Some(state);
             }
             account_key = Some(account.account_key);
+            uid = account.uid;
         }
         let account_key = account_key.unwrap_or_else(|| account_key_of(did));
+        let next_state = verified.next_state();
+        let desynchronized = verified.desynchronized();
         if peek.kind == Kind::Identity {
             // The identity changed: forget the key and the PDS; the next commit resolves.
             self.identity.purge(did);
@@ -363,7 +395,7 @@ impl IngestShard {
                 }
             }
             if lookup {
-                self.start_lookup(did, false);
+                self.start_lookup(did, false, None);
             }
         }
         let admitted = Admitted {
@@ -373,6 +405,9 @@ impl IngestShard {
                 shard: self.shard,
                 host_id: host.0,
                 upstream_seq: peek.seq,
+                uid,
+                next_state,
+                desynchronized,
             },
         };
         if self.ring.send(admitted).await.is_err() {
@@ -420,6 +455,7 @@ impl IngestShard {
             self.reject("parked_account_full");
             return;
         }
+        let host = upstream.host;
         slot.parked.push_back(upstream);
         self.parked_bytes += len;
         metrics::gauge!("relay_ingest_parked_bytes", "shard" => self.shard.to_string())
@@ -431,7 +467,7 @@ impl IngestShard {
                     account.refreshed_at = Some(Instant::now());
                 }
             }
-            self.start_lookup(did, refresh);
+            self.start_lookup(did, refresh, Some(host));
         }
     }
 
@@ -454,28 +490,56 @@ impl IngestShard {
         self.account_order.push_back(did.to_owned());
     }
 
-    fn start_lookup(&self, did: &str, refresh: bool) {
+    /// Resolve the identity (bypassing the cache when `refresh`) and, for an account
+    /// this shard has not loaded yet, its stored record, concurrently.
+    fn start_lookup(&self, did: &str, refresh: bool, host: Option<HostId>) {
         let lookup = if refresh {
             self.identity.refresh(did)
         } else {
             self.identity.resolve(did)
         };
+        let loaded = self
+            .accounts
+            .get(did)
+            .and_then(|s| s.account.as_ref())
+            .is_some_and(|a| a.uid.is_some());
+        let record = match host {
+            Some(host) if !loaded => Some(self.state.get_or_create_account(did, host.0)),
+            _ => None,
+        };
         let sender = self.resolved_tx.clone();
         let did = did.to_owned();
         glommio::spawn_local(async move {
-            let outcome = lookup.await.map_err(|e| e.reason());
+            let (outcome, record) =
+                futures_lite::future::zip(async { lookup.await.map_err(|e| e.reason()) }, async {
+                    match record {
+                        Some(reply) => Some(reply.await.map_err(|e| e.reason())),
+                        None => None,
+                    }
+                })
+                .await;
             // The receiver only closes when the shard stops.
-            let _ = sender.send(Resolution { did, outcome }).await;
+            let _ = sender
+                .send(Resolution {
+                    did,
+                    outcome,
+                    record,
+                })
+                .await;
         })
         .detach();
     }
 
     /// Install the looked-up identity and judge the account's parked frames in order.
     async fn on_resolved(&mut self, resolution: Resolution) {
-        let Resolution { did, outcome } = resolution;
-        let installed = match outcome {
-            Ok(resolved) => self.install(&did, &resolved),
-            Err(reason) => Err(reason),
+        let Resolution {
+            did,
+            outcome,
+            record,
+        } = resolution;
+        let installed = match (outcome, record) {
+            (Err(reason), _) | (_, Some(Err(reason))) => Err(reason),
+            (Ok(resolved), record) => self.install(&did, &resolved, record.and_then(Result::ok)),
         };
         if let Err(reason) = installed {
             metrics::counter!("relay_ingest_identity_failures_total", "reason" => reason)
@@ -516,7 +580,12 @@ impl IngestShard {
             .set(self.parked_bytes as f64);
     }
 
-    fn install(&mut self, did: &str, resolved: &Resolved) -> Result<(), &'static str> {
+    fn install(
+        &mut self,
+        did: &str,
+        resolved: &Resolved,
+        record: Option<AccountRecord>,
+    ) -> Result<(), &'static str> {
         let key = ParsedKey::new(&resolved.document.signing_key, &VerifierSet::FASTEST)
             .map_err(|e| e.reason())?;
         let pds_authority = resolved
@@ -528,15 +597,21 @@ impl IngestShard {
             return Err("account_forgotten");
         };
         slot.resolving = false;
-        let (state, refreshed_at) = slot
+        let (mut state, refreshed_at, mut uid) = slot
             .account
             .as_ref()
-            .map_or((None, None), |a| (a.state, a.refreshed_at));
+            .map_or((None, None, None), |a| (a.state, a.refreshed_at, a.uid));
+        if let Some(record) = record {
+            uid = Some(record.uid);
+            state = newest(state, stored_state(&record));
+        }
+        state = newest(state, self.tail.get(did).copied());
         slot.account = Some(Account {
             key,
             pds_authority,
             state,
             account_key: account_key_of(did),
+            uid,
             refreshed_at,
         });
         Ok(())
@@ -546,6 +621,21 @@ impl IngestShard {
         metrics::counter!("relay_verify_rejections_total", "reason" => reason, "shard" => self.shard.to_string())
             .increment(1);
         log::debug!("shard {} dropped a frame: {reason}", self.shard);
+    }
+}
+
+/// The account state a stored record holds, if it holds a full one.
+fn stored_state(record: &AccountRecord) -> Option<AccountState> {
+    let rev = crate::syntax::Tid::parse(record.rev.as_deref()?).ok()?;
+    let data = crate::frame::cid::Cid::from_bytes(record.data_cid.as_deref()?).ok()?;
+    Some(AccountState { rev, data })
+}
+
+/// The state with the newer rev.
+fn newest(a: Option<AccountState>, b: Option<AccountState>) -> Option<AccountState> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.rev > a.rev { b } else { a }),
+        (a, b) => a.or(b),
     }
 }
 

@@ -30,6 +30,8 @@ pub mod metrics_http;
 pub mod notify;
 pub mod placement;
 #[cfg(feature = "server")]
+pub mod resume;
+#[cfg(feature = "server")]
 pub mod serve;
 #[cfg(feature = "server")]
 pub mod signals;

@@ -18,11 +18,13 @@ use crate::eventlog::{EventLog, EventLogConfig, OnDurable};
 use crate::fanout::{Hub, HubConfig, ReplayPool};
 use crate::identity::service::{IdentityConfig, IdentityService};
 use crate::runtime::frames::{FrameRegion, FrameRegionConfig, FrameWriter, RegionId};
-use crate::runtime::ingest::{HostEntry, IngestShard, authority_of};
+use crate::runtime::ingest::{HostEntry, IngestShard, ShardParts, authority_of};
 use crate::runtime::notify::Notify;
 use crate::runtime::placement::{self, CoreRoles};
+use crate::runtime::resume::{TailStates, account_states_from_tail};
 use crate::sequencer::Sequencer;
 use crate::sequencer::stage::{Admitted, Published, SequencerStage};
+use crate::state::{StateConfig, StateService};
 use crate::upstream::session::{SessionControl, SessionLimits, run_session};
 use crate::upstream::target::{HostId, HostTarget};
 use crate::upstream::tls::client_tls_config;
@@ -83,6 +85,7 @@ pub struct Relay {
     executors: Vec<glommio::ExecutorJoinHandle<()>>,
     stop: Vec<glommio::channels::shared_channel::SharedSender<()>>,
     regions: RegionRegistry,
+    state: Arc<StateService>,
     /// The bound public address (useful when the flag asked for port 0).
     pub listen: std::net::SocketAddr,
     /// The bound metrics address.
@@ -110,6 +113,10 @@ impl Relay {
         for executor in self.executors {
             let _ = executor.join();
         }
+        // Make the write-behind state durable before the process ends.
+        if let Err(e) = futures_lite::future::block_on(self.state.flush()) {
+            log::warn!("state flush at stop: {e}");
+        }
     }
 }
 
@@ -135,12 +142,28 @@ struct CoreSetup {
     identity: IdentityService,
     replay: ReplayPool,
     listener: Option<std::net::TcpListener>,
-    hosts: Vec<(HostId, String)>,
+    hosts: Vec<UpstreamHost>,
     ingest_sender: Option<SharedSender<Admitted>>,
-    regions: RegionRegistry,
+    parts: SharedParts,
     sequencer: Option<SequencerSetup>,
     fanout_receiver: Option<SharedReceiver<Published>>,
     stop: SharedReceiver<()>,
+}
+
+/// Parts every core holds a reference to.
+#[derive(Clone)]
+struct SharedParts {
+    regions: RegionRegistry,
+    state: Arc<StateService>,
+    tail: Arc<TailStates>,
+}
+
+/// An upstream host as its shard starts it.
+#[derive(Clone)]
+struct UpstreamHost {
+    id: HostId,
+    url: String,
+    cursor: Option<u64>,
 }
 
 struct SequencerSetup {
@@ -180,7 +203,20 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         .map_err(|e| ServeError::Spawn(format!("replay threads: {e}")))?;
     let metrics_listen = crate::runtime::metrics_http::start(args.metrics_listen)
         .map_err(|e| ServeError::Spawn(format!("metrics on {}: {e}", args.metrics_listen)))?;
-    let regions: RegionRegistry = Arc::default();
+    let tail = account_states_from_tail(&log, recovery.next_seq);
+    log::info!(
+        "resume: {} accounts' last revs read from the log's tail",
+        tail.len()
+    );
+    let store = crate::state::open(&StateConfig::from_serve_args(args))
+        .map_err(|e| ServeError::Config(format!("state store: {e}")))?;
+    let state =
+        Arc::new(StateService::start(store).map_err(|e| ServeError::Spawn(format!("state: {e}")))?);
+    let parts = SharedParts {
+        regions: Arc::default(),
+        state: Arc::clone(&state),
+        tail: Arc::new(tail),
+    };
 
     // One std listener, cloned per fan-out core: the kernel spreads connections over
     // the cores that accept on it.
@@ -204,13 +240,12 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
             })
             .collect(),
     };
-    let mut hosts_by_shard: Vec<Vec<(HostId, String)>> = vec![Vec::new(); shards];
-    for (index, url) in args.upstreams.iter().enumerate() {
-        let authority = authority_of(url)
-            .ok_or_else(|| ServeError::Config(format!("upstream {url}: not a ws(s):// URL")))?;
-        let shard = placement::shard_of_host(&authority, shards);
+    let mut hosts_by_shard: Vec<Vec<UpstreamHost>> = vec![Vec::new(); shards];
+    for url in &args.upstreams {
+        let host = admit_upstream(&state, url, args.new_host_cursor)?;
+        let shard = placement::shard_of_host(&authority_of(url).unwrap_or_default(), shards);
         if let Some(list) = hosts_by_shard.get_mut(shard) {
-            list.push((HostId(index as u64 + 1), url.clone()));
+            list.push(host);
         }
     }
 
@@ -270,7 +305,7 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
                 .ingest_shard
                 .and_then(|s| rings.to_sequencer.get_mut(s))
                 .and_then(|(tx, _)| tx.take()),
-            regions: Arc::clone(&regions),
+            parts: parts.clone(),
             sequencer: if roles.sequencer {
                 sequencer_setup.take()
             } else {
@@ -288,7 +323,8 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
     Ok(Relay {
         executors,
         stop: stops,
-        regions,
+        regions: parts.regions,
+        state,
         listen,
         metrics_listen,
     })
@@ -314,14 +350,19 @@ async fn run_core(setup: CoreSetup) {
         listener,
         hosts,
         ingest_sender,
-        regions,
+        parts,
         sequencer,
         fanout_receiver,
         stop,
         ..
     } = setup;
     if let Some(sequencer) = sequencer {
-        glommio::spawn_local(run_sequencer(sequencer, log.durable_seq_handle())).detach();
+        glommio::spawn_local(run_sequencer(
+            sequencer,
+            log.durable_seq_handle(),
+            Arc::clone(&parts.state),
+        ))
+        .detach();
     }
     if let (Some(receiver), Some(listener)) = (fanout_receiver, listener) {
         glommio::spawn_local(run_fanout(
@@ -334,14 +375,18 @@ async fn run_core(setup: CoreSetup) {
         .detach();
     }
     if let (Some(shard), Some(sender)) = (roles.ingest_shard, ingest_sender) {
-        glommio::spawn_local(run_ingest(shard, sender, hosts, identity, args, regions)).detach();
+        glommio::spawn_local(run_ingest(shard, sender, hosts, identity, args, parts)).detach();
     }
     // Every sender of `stop` is dropped by `Relay::stop`: the channel closes.
     let stop = stop.connect().await;
     let _ = stop.recv().await;
 }
 
-async fn run_sequencer(setup: SequencerSetup, durable: crate::eventlog::DurableSeq) {
+async fn run_sequencer(
+    setup: SequencerSetup,
+    durable: crate::eventlog::DurableSeq,
+    state: Arc<StateService>,
+) {
     let stage = SequencerStage::new(
         setup.sequencer,
         setup.appender,
@@ -365,7 +410,10 @@ async fn run_sequencer(setup: SequencerSetup, durable: crate::eventlog::DurableS
         connected.push(ring.await);
     }
     stage
-        .publish(connected, Box::new(|_frame, _origin| {}))
+        .publish(
+            connected,
+            Box::new(move |_frame, origin| record_published(&state, origin)),
+        )
         .await;
 }
 
@@ -402,15 +450,15 @@ async fn run_fanout(
 async fn run_ingest(
     shard: usize,
     sender: SharedSender<Admitted>,
-    hosts: Vec<(HostId, String)>,
+    hosts: Vec<UpstreamHost>,
     identity: IdentityService,
     args: ServeArgs,
-    regions: RegionRegistry,
+    parts: SharedParts,
 ) {
     let ring = sender.connect().await;
     let writer = match FrameWriter::new(RegionId::new(shard as u32), FrameRegionConfig::default()) {
         Ok(writer) => {
-            match regions.lock() {
+            match parts.regions.lock() {
                 Ok(mut regions) => regions.push(Arc::clone(writer.region())),
                 Err(poisoned) => poisoned.into_inner().push(Arc::clone(writer.region())),
             }
@@ -428,18 +476,32 @@ async fn run_ingest(
             return;
         }
     };
+    glommio::spawn_local(export_frame_counters(
+        shard,
+        Arc::clone(writer.borrow().region()),
+    ))
+    .detach();
     let (frames_tx, frames_rx) = local_channel::new_bounded(INGEST_UPSTREAM_QUEUE_FRAMES_MAX);
     let (resolved_tx, resolved_rx) = local_channel::new_bounded(INGEST_UPSTREAM_QUEUE_FRAMES_MAX);
     let mut verifier = IngestShard::new(
-        shard as u16,
-        args.validation == Validation::Strict,
-        identity,
+        ShardParts {
+            shard: shard as u16,
+            strict: args.validation == Validation::Strict,
+            identity,
+            state: Arc::clone(&parts.state),
+            tail: Arc::clone(&parts.tail),
+        },
         resolved_tx,
         ring,
     );
     let frames_tx = Rc::new(frames_tx);
-    for (host_id, url) in hosts {
-        let control = SessionControl::new(args.new_host_cursor);
+    for UpstreamHost {
+        id: host_id,
+        url,
+        cursor,
+    } in hosts
+    {
+        let control = SessionControl::new(cursor);
         let authority = authority_of(&url).unwrap_or_default();
         verifier.add_host(host_id, HostEntry::new(authority, Rc::clone(&control)));
         let target = HostTarget {
@@ -470,4 +532,64 @@ fn shared_listener(listener: std::net::TcpListener) -> glommio::net::TcpListener
     // SAFETY: `into_raw_fd` gives up ownership of a valid, open listening socket; the
     // glommio listener becomes its only owner and closes it on drop.
     unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) }
+}
+
+/// Register (or find) an upstream host in the state store: its id and the cursor to
+/// resume from (the stored one, or `new_host_cursor` for a host never crawled).
+fn admit_upstream(
+    state: &StateService,
+    url: &str,
+    new_host_cursor: Option<u64>,
+) -> Result<UpstreamHost, ServeError> {
+    let authority = authority_of(url)
+        .ok_or_else(|| ServeError::Config(format!("upstream {url}: not a ws(s):// URL")))?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let record = futures_lite::future::block_on(state.upsert_host(&authority, now_ms))
+        .map_err(|e| ServeError::Config(format!("state store: host {authority}: {e}")))?;
+    let cursor = if record.last_seq > 0 {
+        Some(record.last_seq)
+    } else {
+        new_host_cursor
+    };
+    Ok(UpstreamHost {
+        id: HostId(record.id),
+        url: url.to_owned(),
+        cursor,
+    })
+}
+
+/// Once a frame is durable: its host's cursor and its account's rev go to the state
+/// store's write-behind buffer. A full buffer is counted there; the next frame of the
+/// same host or account carries a newer value, so nothing is waited for on this core.
+fn record_published(state: &StateService, origin: &crate::sequencer::stage::Origin) {
+    let _ = state.record_host_cursor(origin.host_id, origin.upstream_seq);
+    if let (Some(uid), Some(next)) = (origin.uid, origin.next_state) {
+        let _ = state.record_account_commit(
+            uid,
+            crate::state::RevUpdate {
+                rev: next.rev.as_str().to_owned(),
+                data_cid: next.data.to_bytes().to_vec(),
+                desynchronized: origin.desynchronized,
+            },
+        );
+    }
+}
+
+/// Publish the shard's frame-buffer counters as metrics once a second (the counters are
+/// atomics owned by the region; reading them costs nothing on the frame path).
+async fn export_frame_counters(shard: usize, region: Arc<FrameRegion>) {
+    let label = shard.to_string();
+    let copied = metrics::counter!("relay_frame_copied_bytes_total", "shard" => label.clone());
+    let backpressure =
+        metrics::counter!("relay_frame_backpressure_total", "shard" => label.clone());
+    let frames = metrics::counter!("relay_frame_committed_total", "shard" => label);
+    loop {
+        let counters = region.counters();
+        copied.absolute(counters.bytes_copied);
+        backpressure.absolute(counters.backpressure_events);
+        frames.absolute(counters.frames_committed);
+        glommio::timer::sleep(Duration::from_secs(1)).await;
+    }
 }

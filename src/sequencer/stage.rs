@@ -21,7 +21,7 @@ use crate::eventlog::{AccountKey, Appender, DurableSeq, EventLogError};
 use crate::runtime::frames::FrameHandle;
 use crate::runtime::notify::Notify;
 use crate::sequencer::{Sequenced, Sequencer, SequencerError};
-use crate::verify::rules::Verified;
+use crate::verify::rules::{AccountState, Verified};
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use glommio::sync::Semaphore;
 use std::cell::RefCell;
@@ -36,10 +36,16 @@ use std::time::Duration;
 pub struct Origin {
     /// The ingest shard that verified it.
     pub shard: u16,
-    /// The host's id on that shard.
+    /// The host's id in the state store.
     pub host_id: u64,
     /// The host's own seq of the frame.
     pub upstream_seq: u64,
+    /// The account's uid in the state store, when the verifier loaded it.
+    pub uid: Option<u64>,
+    /// The account state the frame moves to (`#commit`, `#sync`).
+    pub next_state: Option<AccountState>,
+    /// Whether the frame broke the account's Sync 1.1 chain.
+    pub desynchronized: bool,
 }
 
 /// A verified frame on its way to the sequencer.
