@@ -83,7 +83,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
 /// A started relay: its executors run until [`Relay::stop`].
 pub struct Relay {
     executors: Vec<glommio::ExecutorJoinHandle<()>>,
-    stop: Vec<glommio::channels::shared_channel::SharedSender<()>>,
+    stop: Vec<Arc<Notify>>,
     regions: RegionRegistry,
     state: Arc<StateService>,
     /// The bound public address (useful when the flag asked for port 0).
@@ -109,7 +109,9 @@ impl Relay {
     /// Stop the executors. Frames not yet durable are not broadcast; the log's recovery
     /// handles whatever the writer had not finished.
     pub fn stop(self) {
-        drop(self.stop);
+        for stop in &self.stop {
+            stop.notify();
+        }
         for executor in self.executors {
             let _ = executor.join();
         }
@@ -147,7 +149,9 @@ struct CoreSetup {
     parts: SharedParts,
     sequencer: Option<SequencerSetup>,
     fanout_receiver: Option<SharedReceiver<Published>>,
-    stop: SharedReceiver<()>,
+    /// Notified by `Relay::stop`. (Not a shared channel: glommio keeps polling a channel
+    /// whose peer lives outside any executor, so the core would never sleep.)
+    stop: Arc<Notify>,
 }
 
 /// Parts every core holds a reference to.
@@ -269,8 +273,8 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
     let mut stops = Vec::new();
     let mut fanout_index = 0;
     for roles in plan {
-        let (stop_tx, stop_rx) = shared_channel::new_bounded(1);
-        stops.push(stop_tx);
+        let stop = Arc::new(Notify::new());
+        stops.push(Arc::clone(&stop));
         let fanout_receiver = if roles.fanout {
             let rx = rings
                 .to_fanout
@@ -312,7 +316,7 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
                 None
             },
             fanout_receiver,
-            stop: stop_rx,
+            stop,
         };
         let handle = LocalExecutorBuilder::new(Placement::Unbound)
             .name(&format!("relay-core-{}", roles.executor))
@@ -377,9 +381,7 @@ async fn run_core(setup: CoreSetup) {
     if let (Some(shard), Some(sender)) = (roles.ingest_shard, ingest_sender) {
         glommio::spawn_local(run_ingest(shard, sender, hosts, identity, args, parts)).detach();
     }
-    // Every sender of `stop` is dropped by `Relay::stop`: the channel closes.
-    let stop = stop.connect().await;
-    let _ = stop.recv().await;
+    stop.notified().await;
 }
 
 async fn run_sequencer(
