@@ -193,7 +193,10 @@ fn resolve(fleet: &FleetHandle, did: &str) -> Identity {
 fn check_did_document(doc: &Json, did: &str) {
     assert_eq!(doc["id"], did);
     let aka = doc["alsoKnownAs"][0].as_str().unwrap();
-    assert!(aka.starts_with("at://") && aka.ends_with(".sim.test"), "{aka}");
+    assert!(
+        aka.starts_with("at://") && aka.ends_with(".sim.test"),
+        "{aka}"
+    );
     let method = &doc["verificationMethod"][0];
     assert_eq!(method["id"], format!("{did}#atproto"));
     assert_eq!(method["type"], "Multikey");
@@ -335,7 +338,11 @@ fn every_frame_is_judged_as_the_fleet_counted_it() {
     let readers: Vec<_> = hosts
         .iter()
         .cloned()
-        .map(|h| std::thread::spawn(move || drain_host(&h, Duration::from_secs(240), Duration::from_secs(4))))
+        .map(|h| {
+            std::thread::spawn(move || {
+                drain_host(&h, Duration::from_secs(240), Duration::from_secs(4))
+            })
+        })
         .collect();
     assert!(fleet.wait_until_emitted(Duration::from_secs(240)));
     let streams: Vec<_> = readers.into_iter().map(|r| r.join().unwrap()).collect();
@@ -370,25 +377,50 @@ fn every_frame_is_judged_as_the_fleet_counted_it() {
     assert_eq!(counters.valid + counters.hostile_events(), counters.emitted);
     assert_eq!(verdicts.valid, counters.valid);
     let refused = |r: &str| verdicts.refused.get(r).copied().unwrap_or(0);
-    assert_eq!(refused("bad_signature"), expect(&counters, &[M::BadSignature, M::RotatedKey]));
-    assert_eq!(refused("mst_inversion"), expect(&counters, &[M::WrongPrevData, M::OpsDoNotInvert]));
-    assert_eq!(refused("rev_not_newer"), expect(&counters, &[M::RevRollback]));
+    assert_eq!(
+        refused("bad_signature"),
+        expect(&counters, &[M::BadSignature, M::RotatedKey])
+    );
+    assert_eq!(
+        refused("mst_inversion"),
+        expect(&counters, &[M::WrongPrevData, M::OpsDoNotInvert])
+    );
+    assert_eq!(
+        refused("rev_not_newer"),
+        expect(&counters, &[M::RevRollback])
+    );
     assert_eq!(refused("future_rev"), expect(&counters, &[M::FutureRev]));
-    assert_eq!(refused("car_root_mismatch"), expect(&counters, &[M::CarRootNotCommit]));
+    assert_eq!(
+        refused("car_root_mismatch"),
+        expect(&counters, &[M::CarRootNotCommit])
+    );
     assert_eq!(refused("bad_car"), expect(&counters, &[M::TruncatedCar]));
     assert_eq!(
         refused("decode"),
-        expect(&counters, &[M::TooManyOps, M::MalformedCbor, M::OversizedBlocks])
+        expect(
+            &counters,
+            &[M::TooManyOps, M::MalformedCbor, M::OversizedBlocks]
+        )
     );
-    assert_eq!(verdicts.desynchronized, expect(&counters, &[M::BrokenSince]));
+    assert_eq!(
+        verdicts.desynchronized,
+        expect(&counters, &[M::BrokenSince])
+    );
     assert_eq!(verdicts.wrong_host, expect(&counters, &[M::WrongHost]));
     assert_eq!(verdicts.unknown_type, expect(&counters, &[M::UnknownType]));
     assert_eq!(verdicts.text_frames, expect(&counters, &[M::TextFrame]));
-    assert_eq!(verdicts.oversized_frames, expect(&counters, &[M::OversizedFrame]));
+    assert_eq!(
+        verdicts.oversized_frames,
+        expect(&counters, &[M::OversizedFrame])
+    );
     assert_eq!(cuts, expect(&counters, &[M::DisconnectMidFrame]));
     assert_eq!(verdicts.large_commits, counters.large_commits);
     assert!(counters.large_commits > 0, "a large commit in the mix");
-    assert!(verdicts.by_curve.len() == 2, "both curves verified: {:?}", verdicts.by_curve);
+    assert!(
+        verdicts.by_curve.len() == 2,
+        "both curves verified: {:?}",
+        verdicts.by_curve
+    );
     for mode in event_modes() {
         assert!(counters.hostile_of(mode) > 0, "{mode} never happened");
         assert_eq!(mode.is_counted_per_event(), mode != M::DisconnectMidFrame);
@@ -454,7 +486,11 @@ fn cursors_replay_and_past_or_future_cursors_are_answered() {
 
     let replay = read_all(host, "?cursor=40");
     assert_eq!(seqs(&replay), (41..=50).collect::<Vec<_>>());
-    assert_eq!(replay.len(), 10, "no info frame for a cursor inside the backlog");
+    assert_eq!(
+        replay.len(),
+        10,
+        "no info frame for a cursor inside the backlog"
+    );
 
     let at_head = read_all(host, "?cursor=50");
     assert!(at_head.is_empty());
@@ -505,13 +541,17 @@ fn xrpc_endpoints_answer_per_the_lexicons_and_identity_changes_show_in_the_plc()
     for repo in &listed {
         let did = repo["did"].as_str().unwrap();
         assert!(repo["head"].is_string() && repo["rev"].is_string());
-        let (status, latest) =
-            http_json(host, &format!("/xrpc/com.atproto.sync.getLatestCommit?did={did}"));
+        let (status, latest) = http_json(
+            host,
+            &format!("/xrpc/com.atproto.sync.getLatestCommit?did={did}"),
+        );
         assert_eq!(status, 200);
         assert_eq!(latest["cid"], repo["head"]);
         assert_eq!(latest["rev"], repo["rev"]);
-        let (status, repo_status) =
-            http_json(host, &format!("/xrpc/com.atproto.sync.getRepoStatus?did={did}"));
+        let (status, repo_status) = http_json(
+            host,
+            &format!("/xrpc/com.atproto.sync.getRepoStatus?did={did}"),
+        );
         assert_eq!(status, 200);
         assert_eq!(repo_status["did"], did);
         assert_eq!(repo_status["active"], true);
@@ -528,15 +568,26 @@ fn xrpc_endpoints_answer_per_the_lexicons_and_identity_changes_show_in_the_plc()
         }
     }
     let (status, missing) = http_json(host, "/xrpc/com.atproto.sync.getLatestCommit");
-    assert_eq!((status, missing["error"].as_str()), (400, Some("InvalidRequest")));
-    let (status, unknown) =
-        http_json(host, "/xrpc/com.atproto.sync.getLatestCommit?did=did:plc:unknown");
-    assert_eq!((status, unknown["error"].as_str()), (400, Some("RepoNotFound")));
+    assert_eq!(
+        (status, missing["error"].as_str()),
+        (400, Some("InvalidRequest"))
+    );
+    let (status, unknown) = http_json(
+        host,
+        "/xrpc/com.atproto.sync.getLatestCommit?did=did:plc:unknown",
+    );
+    assert_eq!(
+        (status, unknown["error"].as_str()),
+        (400, Some("RepoNotFound"))
+    );
     assert!(unknown["message"].is_string());
     let (status, _) = http_json(host, "/xrpc/com.atproto.sync.getRepo?did=did:plc:unknown");
     assert_eq!(status, 400);
     let (status, none) = http_json(host, "/xrpc/com.atproto.repo.nothing");
-    assert_eq!((status, none["error"].as_str()), (501, Some("MethodNotImplemented")));
+    assert_eq!(
+        (status, none["error"].as_str()),
+        (501, Some("MethodNotImplemented"))
+    );
     let plc = fleet.plc_url();
     let plc = plc.trim_start_matches("http://");
     let (status, _) = http_json(plc, "/did:plc:aaaaaaaaaaaaaaaaaaaaaaaa");
@@ -559,7 +610,10 @@ fn xrpc_endpoints_answer_per_the_lexicons_and_identity_changes_show_in_the_plc()
         {
             break;
         }
-        assert!(Instant::now() < deadline, "rotation and migration not visible");
+        assert!(
+            Instant::now() < deadline,
+            "rotation and migration not visible"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let now = fleet
@@ -573,7 +627,9 @@ fn xrpc_endpoints_answer_per_the_lexicons_and_identity_changes_show_in_the_plc()
 }
 
 /// (key, CBOR major kind) of every map entry, in encoded order.
-fn layout(value: &Value<'_>) -> Vec<(String, &'static str)> {
+type Layout = Vec<(String, &'static str)>;
+
+fn layout(value: &Value<'_>) -> Layout {
     let Value::Map(map) = value else {
         panic!("not a map")
     };
@@ -595,13 +651,13 @@ fn layout(value: &Value<'_>) -> Vec<(String, &'static str)> {
         .collect()
 }
 
-fn frame_layout(frame: &[u8]) -> (Vec<(String, &'static str)>, Vec<(String, &'static str)>) {
+fn frame_layout(frame: &[u8]) -> (Layout, Layout) {
     let (header, body) = cbor::decode_prefix(frame).unwrap();
     let body = cbor::decode(body).unwrap();
     (layout(&header), layout(&body))
 }
 
-fn first_op_layout(frame: &[u8]) -> Vec<(String, &'static str)> {
+fn first_op_layout(frame: &[u8]) -> Layout {
     let (_, body) = cbor::decode_prefix(frame).unwrap();
     let Value::Map(body) = cbor::decode(body).unwrap() else {
         panic!()

@@ -322,7 +322,11 @@ impl SimAccount {
             .filter(|(c, _)| **c != empty || self.state.records.is_empty())
             .map(|(c, b)| (c, b.as_slice()));
         let mut car = Vec::new();
-        write_car(cid, std::iter::once((cid, block.as_slice())).chain(rest), &mut car);
+        write_car(
+            cid,
+            std::iter::once((cid, block.as_slice())).chain(rest),
+            &mut car,
+        );
         Some(car)
     }
 

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::limits::{
     SIM_ACCOUNTS_MAX, SIM_BACKLOG_EVENTS_MAX, SIM_HOSTS_MAX, SIM_PRESIGN_BUFFER_EVENTS_MAX,
+    SIM_REPO_RECORDS_MAX,
 };
 use crate::frame::cid::Cid;
 use crate::identity::key::{Curve, PublicKey};
@@ -94,6 +95,9 @@ pub struct FleetConfig {
     pub backlog_events: usize,
     /// Honest kinds.
     pub kind_mix: KindMix,
+    /// Records an account's repo holds before each create is paired with a delete
+    /// (1..=`SIM_REPO_RECORDS_MAX`): the main lever on the fleet's memory.
+    pub repo_records: usize,
     /// Address the hosts and the PLC directory listen on.
     pub listen_ip: Ipv4Addr,
 }
@@ -117,6 +121,7 @@ impl Default for FleetConfig {
             presign_buffer_events: 10_000,
             backlog_events: 100_000,
             kind_mix: KindMix::default(),
+            repo_records: SIM_REPO_RECORDS_MAX,
             listen_ip: Ipv4Addr::LOCALHOST,
         }
     }
@@ -307,8 +312,7 @@ impl Counters {
         if let Some(counter) = self.hostile.get(mode.index()) {
             Counters::add(counter, 1);
         }
-        metrics::counter!("relay_sim_hostile_events_total", "reason" => mode.reason())
-            .increment(1);
+        metrics::counter!("relay_sim_hostile_events_total", "reason" => mode.reason()).increment(1);
     }
 
     fn snapshot(&self) -> FleetCounters {
@@ -353,13 +357,26 @@ fn kind_label(kind: FrameKind) -> &'static str {
 pub(crate) enum Effect {
     None,
     /// The account's last honest commit.
-    Head { account: usize, cid: Cid, rev: String },
+    Head {
+        account: usize,
+        cid: Cid,
+        rev: String,
+    },
     /// The account's key was rotated to this generation.
-    KeyRotated { account: usize, generation: u32 },
+    KeyRotated {
+        account: usize,
+        generation: u32,
+    },
     /// The account moved to this host.
-    Migrated { account: usize, host: usize },
+    Migrated {
+        account: usize,
+        host: usize,
+    },
     /// The account's hosting status changed.
-    Active { account: usize, active: bool },
+    Active {
+        account: usize,
+        active: bool,
+    },
 }
 
 /// How a prepared frame goes on the wire.
@@ -430,7 +447,7 @@ impl Fleet {
         let mut command_rxs = Vec::with_capacity(cores);
         let mut command_txs = Vec::with_capacity(cores);
         let syncs: Vec<Arc<CoreSync>> = (0..cores).map(|_| Arc::default()).collect();
-        for core in 0..cores {
+        for (core, sync) in syncs.iter().enumerate() {
             let (event_tx, event_rx) = mpsc::sync_channel(config.presign_buffer_events);
             let (command_tx, command_rx) = mpsc::channel();
             event_txs.push(event_tx);
@@ -443,7 +460,7 @@ impl Fleet {
                 events: event_rx,
                 commands: command_tx,
                 ports: port_tx.clone(),
-                sync: syncs[core].clone(),
+                sync: sync.clone(),
             };
             executors.push(host::spawn_executor(shared.clone(), plan)?);
         }
@@ -451,14 +468,15 @@ impl Fleet {
         let (host_ports, plc_port) = collect_ports(&config, &port_rx, &shared)?;
         fill_directory(&shared, &host_ports)?;
         let mut generators = Vec::with_capacity(cores);
-        for (core, (events, commands)) in event_txs.into_iter().zip(command_rxs).enumerate() {
+        let per_core = event_txs.into_iter().zip(command_rxs).zip(syncs);
+        for (core, ((events, commands), sync)) in per_core.enumerate() {
             let plan = GeneratorPlan {
                 core,
                 hosts: hosts_of_core(&config, core),
                 events,
                 commands,
                 event_limit: share_of_limit(&config, core),
-                sync: syncs[core].clone(),
+                sync,
             };
             generators.push(generator::spawn(shared.clone(), plan)?);
         }
@@ -492,10 +510,19 @@ fn check_config(config: &FleetConfig) -> Result<(), FleetError> {
     if config.presign_buffer_events == 0
         || config.presign_buffer_events > SIM_PRESIGN_BUFFER_EVENTS_MAX
     {
-        return Err(FleetError::Config("presign buffer must be 1..=SIM_PRESIGN_BUFFER_EVENTS_MAX"));
+        return Err(FleetError::Config(
+            "presign buffer must be 1..=SIM_PRESIGN_BUFFER_EVENTS_MAX",
+        ));
     }
     if config.backlog_events == 0 || config.backlog_events > SIM_BACKLOG_EVENTS_MAX {
-        return Err(FleetError::Config("backlog must be 1..=SIM_BACKLOG_EVENTS_MAX"));
+        return Err(FleetError::Config(
+            "backlog must be 1..=SIM_BACKLOG_EVENTS_MAX",
+        ));
+    }
+    if config.repo_records == 0 || config.repo_records > SIM_REPO_RECORDS_MAX {
+        return Err(FleetError::Config(
+            "repo records must be 1..=SIM_REPO_RECORDS_MAX",
+        ));
     }
     let shares = [
         config.large_commit_share,
@@ -509,7 +536,11 @@ fn check_config(config: &FleetConfig) -> Result<(), FleetError> {
     if config.record_sizes.is_empty() || config.record_sizes.iter().all(|(_, w)| *w == 0) {
         return Err(FleetError::Config("record sizes need a positive weight"));
     }
-    let host_modes = config.hostile_modes.iter().filter(|m| m.is_host_mode()).count();
+    let host_modes = config
+        .hostile_modes
+        .iter()
+        .filter(|m| m.is_host_mode())
+        .count();
     if host_modes >= config.hosts {
         return Err(FleetError::Config("host modes need more hosts than modes"));
     }
@@ -529,7 +560,11 @@ fn share_of_limit(config: &FleetConfig, core: usize) -> Option<u64> {
     let mine = before(core);
     // The remainder goes to core 0 so the shares add up to the limit.
     let assigned: u64 = (0..config.cores).map(before).sum();
-    Some(if core == 0 { mine + limit - assigned } else { mine })
+    Some(if core == 0 {
+        mine + limit - assigned
+    } else {
+        mine
+    })
 }
 
 fn hosts_of_core_count(config: &FleetConfig, core: usize) -> u64 {
@@ -712,7 +747,13 @@ impl FleetHandle {
         let deadline = Instant::now() + timeout;
         let cores = self.shared.config.cores as u64;
         while Instant::now() < deadline {
-            if self.shared.counters.emitters_drained.load(Ordering::Acquire) >= cores {
+            if self
+                .shared
+                .counters
+                .emitters_drained
+                .load(Ordering::Acquire)
+                >= cores
+            {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -737,7 +778,11 @@ impl FleetHandle {
     }
 
     fn locate(&self, did: &str) -> Result<(usize, usize), FleetError> {
-        let directory = self.shared.directory.read().map_err(|_| FleetError::Stopped)?;
+        let directory = self
+            .shared
+            .directory
+            .read()
+            .map_err(|_| FleetError::Stopped)?;
         let account = *directory.by_did.get(did).ok_or(FleetError::UnknownDid)?;
         let host = directory
             .entries
@@ -760,6 +805,25 @@ impl FleetHandle {
 impl Drop for FleetHandle {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Where the 27-byte `time` value of a frame sits (see `docs/SIM.md`, emit time).
+pub fn find_time(frame: &[u8]) -> Option<usize> {
+    generator::find_time(frame)
+}
+
+/// Overwrite the `time` value at `at` with `now_micros` as RFC 3339 with microseconds:
+/// what the emit loop does to every frame right before releasing it. False when `at`
+/// is out of range.
+pub fn stamp_time(frame: &mut [u8], at: usize, now_micros: u64) -> bool {
+    let time = crate::sim::account::rfc3339_micros(now_micros);
+    match frame.get_mut(at..at + generator::TIME_BYTES) {
+        Some(slot) if time.len() == generator::TIME_BYTES => {
+            slot.copy_from_slice(time.as_bytes());
+            true
+        }
+        _ => false,
     }
 }
 

@@ -11,15 +11,15 @@
 //! generator blocks (polling its commands meanwhile). Nothing is dropped.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, TrySendError};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::limits::{
     COMMIT_BLOCKS_BYTES_MAX, FRAME_SIZE_BYTES_MAX, SIM_LARGE_COMMIT_OPS_MAX,
-    SIM_RECORD_SIZE_BYTES_MAX, SIM_REPO_RECORDS_MAX, SIM_SEQ_RESET_EVENTS_MAX,
+    SIM_RECORD_SIZE_BYTES_MAX, SIM_SEQ_RESET_EVENTS_MAX,
 };
 use crate::frame::cbor::OwnedValue;
 use crate::frame::event::{EventOwned, Frame, write_message_header};
@@ -37,8 +37,13 @@ pub const TIME_BYTES: usize = 27;
 /// A request from the API or a host to the generator that owns the account.
 #[derive(Debug)]
 pub(crate) enum Command {
-    RotateKey { account: usize },
-    Migrate { account: usize, to_host: usize },
+    RotateKey {
+        account: usize,
+    },
+    Migrate {
+        account: usize,
+        to_host: usize,
+    },
     /// The full repo CAR; `None` when the account has no commit.
     GetRepo {
         account: usize,
@@ -145,13 +150,18 @@ impl Generator {
             .map(|&global| HostGen {
                 global,
                 mode: host_modes.get(global).copied(),
-                accounts: (global * config.accounts_per_host..(global + 1) * config.accounts_per_host)
+                accounts: (global * config.accounts_per_host
+                    ..(global + 1) * config.accounts_per_host)
                     .collect(),
                 next_seq: 1,
                 since_reset: 0,
             })
             .collect();
-        let local = hosts.iter().enumerate().map(|(i, h)| (h.global, i)).collect();
+        let local = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.global, i))
+            .collect();
         let hostnames = shared
             .directory
             .read()
@@ -205,7 +215,9 @@ impl Generator {
     }
 
     fn no_emitting_host(&self) -> bool {
-        self.hosts.iter().all(|h| h.mode == Some(HostileMode::SilentHost))
+        self.hosts
+            .iter()
+            .all(|h| h.mode == Some(HostileMode::SilentHost))
     }
 
     /// Push into the bounded buffer, serving read-only commands while it is full.
@@ -378,7 +390,12 @@ impl Generator {
         200
     }
 
-    fn honest_event(&mut self, host: usize, account: usize, now: u64) -> Result<Prepared, SimError> {
+    fn honest_event(
+        &mut self,
+        host: usize,
+        account: usize,
+        now: u64,
+    ) -> Result<Prepared, SimError> {
         let mix = self.shared.config.kind_mix;
         let total = mix.commit + mix.sync + mix.identity + mix.account;
         let roll = self.rng.unit() * total;
@@ -393,7 +410,10 @@ impl Generator {
         } else if roll < mix.commit + mix.sync + mix.identity {
             let handle = self.handle(account);
             let sim = self.account(account)?;
-            (sim.identity_frame(Some(&handle), now, seq), FrameKind::Identity)
+            (
+                sim.identity_frame(Some(&handle), now, seq),
+                FrameKind::Identity,
+            )
         } else {
             (sim.account_frame(true, None, now, seq), FrameKind::Account)
         };
@@ -417,7 +437,7 @@ impl Generator {
     }
 
     /// The ops of the next honest commit: creates, updates and deletes in a fixed mix,
-    /// keeping the repo at most `SIM_REPO_RECORDS_MAX` records (plus a large commit's,
+    /// keeping the repo at most `repo_records` records (plus a large commit's,
     /// which the next commit removes).
     fn honest_ops(&mut self, account: usize, count: usize) -> (Vec<SimOp>, bool) {
         if let Some(n) = self.pending_shrink.remove(&account) {
@@ -432,7 +452,8 @@ impl Generator {
             return (ops, false);
         }
         if self.rng.unit() < self.shared.config.large_commit_share {
-            self.pending_shrink.insert(account, SIM_LARGE_COMMIT_OPS_MAX);
+            self.pending_shrink
+                .insert(account, SIM_LARGE_COMMIT_OPS_MAX);
             let ops = vec![
                 SimOp::Create {
                     size_bytes: SIM_RECORD_SIZE_BYTES_MAX
@@ -444,7 +465,7 @@ impl Generator {
         let size_bytes = self.record_size();
         let pick = self.rng.next() as usize;
         let roll = self.rng.unit();
-        let ops = if count >= SIM_REPO_RECORDS_MAX {
+        let ops = if count >= self.shared.config.repo_records {
             vec![SimOp::Create { size_bytes }, SimOp::Delete { pick }]
         } else if count == 0 || roll < 0.7 {
             vec![SimOp::Create { size_bytes }]
@@ -456,7 +477,12 @@ impl Generator {
         (ops, false)
     }
 
-    fn honest_commit(&mut self, host: usize, account: usize, now: u64) -> Result<Prepared, SimError> {
+    fn honest_commit(
+        &mut self,
+        host: usize,
+        account: usize,
+        now: u64,
+    ) -> Result<Prepared, SimError> {
         let count = self.account(account)?.record_count();
         let (ops, large) = self.honest_ops(account, count);
         let (seq, reset) = self.take_seq(host);
@@ -491,9 +517,9 @@ impl Generator {
                 .hostile_commit(account_kind, &ops, now, seq)?
         } else {
             match mode {
-                HostileMode::RotatedKey => {
-                    self.account(account)?.commit_by_previous_key(&ops, now, seq)?
-                }
+                HostileMode::RotatedKey => self
+                    .account(account)?
+                    .commit_by_previous_key(&ops, now, seq)?,
                 HostileMode::BrokenSince => {
                     let sim = self.account(account)?;
                     let frame = sim.commit(&ops, now, seq)?;
@@ -566,7 +592,9 @@ impl Generator {
     ) -> Result<Prepared, SimError> {
         let (seq, reset) = self.take_seq(host);
         let handle = self.handle(account);
-        let frame = self.account(account)?.identity_frame(Some(&handle), now, seq);
+        let frame = self
+            .account(account)?
+            .identity_frame(Some(&handle), now, seq);
         Ok(self.prepared(host, seq, reset, frame, FrameKind::Identity, None, effect))
     }
 
@@ -608,7 +636,10 @@ fn head_effect(sim: &SimAccount, account: usize) -> Effect {
 }
 
 /// Decode an honest commit frame, change fields outside the signed commit, re-encode.
-fn rewrite_commit(frame: &[u8], change: impl FnOnce(&mut crate::frame::event::CommitEventOwned)) -> Vec<u8> {
+fn rewrite_commit(
+    frame: &[u8],
+    change: impl FnOnce(&mut crate::frame::event::CommitEventOwned),
+) -> Vec<u8> {
     let owned = Frame::decode(frame)
         .ok()
         .and_then(|f| f.into_event().into_owned());

@@ -37,9 +37,8 @@ use crate::config::limits::{
 };
 use crate::frame::event::{ErrorFrameOwned, InfoEventOwned};
 use crate::frame::ws::{self, Opcode, WS_HEADER_BYTES_MAX};
-use crate::sim::account::rfc3339_micros;
-use crate::sim::fleet::{Counters, Delivery, Effect, FleetError, Prepared, Shared};
-use crate::sim::generator::{Command, CoreSync, TIME_BYTES, now_micros};
+use crate::sim::fleet::{Counters, Delivery, Effect, FleetError, Prepared, Shared, stamp_time};
+use crate::sim::generator::{Command, CoreSync, now_micros};
 use crate::sim::hostile::HostileMode;
 use crate::sim::plc::{self, error_body};
 
@@ -263,10 +262,7 @@ async fn emit_loop(shared: &Shared, plan: &ExecutorPlan, hosts: &HashMap<usize, 
 /// backlog and wake its sessions.
 fn release(shared: &Shared, hosts: &HashMap<usize, Rc<Host>>, mut event: Prepared) {
     if let Some(at) = event.time_at {
-        let time = rfc3339_micros(now_micros());
-        if let Some(slot) = event.frame.get_mut(at..at + TIME_BYTES) {
-            slot.copy_from_slice(time.as_bytes());
-        }
+        stamp_time(&mut event.frame, at, now_micros());
     }
     count(&shared.counters, &event);
     apply_effect(shared, &event.effect);
@@ -421,12 +417,12 @@ async fn route(request: &Request, host: &Host, ctx: &Ctx) -> (u16, &'static str,
     match request.path.as_str() {
         "/xrpc/com.atproto.server.describeServer" => describe_server(host, ctx),
         "/xrpc/com.atproto.sync.getRepo" => get_repo(request, host, ctx).await,
-        "/xrpc/com.atproto.sync.getLatestCommit" => with_account(request, host, ctx, |e| {
-            match &e.head {
+        "/xrpc/com.atproto.sync.getLatestCommit" => {
+            with_account(request, host, ctx, |e| match &e.head {
                 Some((cid, rev)) => ok_json(json!({"cid": cid.to_string(), "rev": rev})),
                 None => xrpc_error(400, "RepoNotFound", "no commit yet"),
-            }
-        }),
+            })
+        }
         "/xrpc/com.atproto.sync.getRepoStatus" => with_account(request, host, ctx, |e| {
             let mut out = json!({"did": e.did, "active": e.active});
             if let (Some((_, rev)), true) = (&e.head, e.active) {
@@ -467,7 +463,11 @@ fn with_account(
     answer: impl FnOnce(&plc::Entry) -> (u16, &'static str, Vec<u8>),
 ) -> (u16, &'static str, Vec<u8>) {
     let Some(did) = query_param(request, "did") else {
-        return xrpc_error(400, "InvalidRequest", "Error: Params must have the property \"did\"");
+        return xrpc_error(
+            400,
+            "InvalidRequest",
+            "Error: Params must have the property \"did\"",
+        );
     };
     let Ok(directory) = ctx.shared.directory.read() else {
         return xrpc_error(500, "InternalServerError", "directory lock poisoned");
@@ -479,7 +479,11 @@ fn with_account(
         .filter(|e| e.host == host.global);
     match entry {
         Some(entry) => answer(entry),
-        None => xrpc_error(400, "RepoNotFound", &format!("Could not find repo for DID: {did}")),
+        None => xrpc_error(
+            400,
+            "RepoNotFound",
+            &format!("Could not find repo for DID: {did}"),
+        ),
     }
 }
 
@@ -507,7 +511,9 @@ fn list_repos(request: &Request, host: &Host, ctx: &Ctx) -> (u16, &'static str, 
             next = Some(index);
             break;
         }
-        repos.push(json!({"did": entry.did, "head": cid.to_string(), "rev": rev, "active": entry.active}));
+        repos.push(
+            json!({"did": entry.did, "head": cid.to_string(), "rev": rev, "active": entry.active}),
+        );
     }
     let mut out = json!({"repos": repos});
     if let Some(next) = next {
@@ -520,7 +526,11 @@ fn did_web(host: &Host, ctx: &Ctx) -> (u16, &'static str, Vec<u8>) {
     let Ok(mut directory) = ctx.shared.directory.write() else {
         return xrpc_error(500, "InternalServerError", "directory lock poisoned");
     };
-    let index = directory.did_web_of_host.get(host.global).copied().flatten();
+    let index = directory
+        .did_web_of_host
+        .get(host.global)
+        .copied()
+        .flatten();
     match index.map(|i| directory.document(i)) {
         Some(Ok(Some(doc))) => ok_json(doc),
         Some(Err(e)) => xrpc_error(500, "InternalServerError", &e.to_string()),
@@ -541,7 +551,11 @@ async fn get_repo(request: &Request, host: &Host, ctx: &Ctx) -> (u16, &'static s
         directory.by_did.get(&did).copied().unwrap_or_default()
     };
     let (reply, answer) = mpsc::channel();
-    if ctx.commands.send(Command::GetRepo { account, reply }).is_err() {
+    if ctx
+        .commands
+        .send(Command::GetRepo { account, reply })
+        .is_err()
+    {
         return xrpc_error(500, "InternalServerError", "generator stopped");
     }
     let deadline = Instant::now() + GET_REPO_WAIT;
@@ -610,7 +624,12 @@ fn start_of(host: &Host, cursor: Option<u64>) -> (Start, u64) {
     (start, live_from)
 }
 
-async fn subscribe<S: AsyncWrite + Unpin>(mut stream: S, host: &Host, ctx: &Ctx, request: &Request) {
+async fn subscribe<S: AsyncWrite + Unpin>(
+    mut stream: S,
+    host: &Host,
+    ctx: &Ctx,
+    request: &Request,
+) {
     let Some(key) = request.header("sec-websocket-key") else {
         let (status, _, body) = xrpc_error(400, "InvalidRequest", "missing Sec-WebSocket-Key");
         let _ = http::write_response(&mut stream, status, &[("Content-Type", JSON)], &body).await;
@@ -650,7 +669,9 @@ async fn subscribe<S: AsyncWrite + Unpin>(mut stream: S, host: &Host, ctx: &Ctx,
             if outdated {
                 let info = InfoEventOwned {
                     name: "OutdatedCursor".to_owned(),
-                    message: Some("Requested cursor exceeded limit. Possibly missing events".to_owned()),
+                    message: Some(
+                        "Requested cursor exceeded limit. Possibly missing events".to_owned(),
+                    ),
                 };
                 let mut frame = Vec::new();
                 info.encode_frame(&mut frame);
@@ -732,7 +753,9 @@ async fn send_loop<S: AsyncWrite + Unpin>(
                     push_header(&mut out, Opcode::Binary, item.frame.len());
                     out.extend_from_slice(half);
                     write(stream, &out, slow).await?;
-                    shared.counters.count_hostile(HostileMode::DisconnectMidFrame);
+                    shared
+                        .counters
+                        .count_hostile(HostileMode::DisconnectMidFrame);
                     return Ok(());
                 }
                 Delivery::Text => push_message(&mut out, Opcode::Text, &item.frame),
@@ -749,7 +772,11 @@ async fn send_loop<S: AsyncWrite + Unpin>(
     }
 }
 
-async fn write<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8], slow: bool) -> std::io::Result<()> {
+async fn write<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+    slow: bool,
+) -> std::io::Result<()> {
     if bytes.is_empty() {
         return Ok(());
     }

@@ -113,7 +113,10 @@ pub fn did_document(did: &str, handle: &str, multikey: &str, endpoint: &str) -> 
 fn plc_answer(directory: &SharedDirectory, path: &str) -> (u16, Vec<u8>) {
     let did = path.trim_start_matches('/');
     let Ok(mut table) = directory.write() else {
-        return (500, error_body("InternalServerError", "directory lock poisoned"));
+        return (
+            500,
+            error_body("InternalServerError", "directory lock poisoned"),
+        );
     };
     let index = table.by_did.get(did).copied();
     let document = match index {
@@ -122,7 +125,12 @@ fn plc_answer(directory: &SharedDirectory, path: &str) -> (u16, Vec<u8>) {
     };
     match document {
         Ok(Some(doc)) => (200, doc.to_string().into_bytes()),
-        Ok(None) => (404, json!({"message": format!("DID not registered: {did}")}).to_string().into_bytes()),
+        Ok(None) => (
+            404,
+            json!({"message": format!("DID not registered: {did}")})
+                .to_string()
+                .into_bytes(),
+        ),
         Err(e) => (500, error_body("InternalServerError", &e.to_string())),
     }
 }
