@@ -101,6 +101,9 @@ struct HostState {
     base_pos: u64,
     bytes: usize,
     head_seq: u64,
+    /// Position of the first entry of the current sequence (after the last reset of a
+    /// `reset_seq` host): cursors are looked up from here, where seqs increase.
+    epoch_pos: u64,
     wakers: Vec<Waker>,
 }
 
@@ -271,7 +274,8 @@ fn release(shared: &Shared, hosts: &HashMap<usize, Rc<Host>>, mut event: Prepare
     };
     let mut state = host.state.borrow_mut();
     if event.reset_seq {
-        while state.drop_front() {}
+        // Sessions reading the old sequence finish it; new cursors refer to the new one.
+        state.epoch_pos = state.next_pos();
     }
     if event.delivery != Delivery::CutMidFrame {
         state.head_seq = event.seq;
@@ -609,10 +613,10 @@ fn start_of(host: &Host, cursor: Option<u64>) -> (Start, u64) {
         },
         Some(c) if c > state.head_seq => Start::Future,
         Some(c) => {
-            let index = state.backlog.partition_point(|e| e.seq <= c);
-            let oldest = state
-                .backlog
-                .iter()
+            let from = state.epoch_pos.saturating_sub(state.base_pos) as usize;
+            let current = || state.backlog.iter().skip(from);
+            let index = from + current().take_while(|e| e.seq <= c).count();
+            let oldest = current()
                 .find(|e| e.delivery != Delivery::CutMidFrame)
                 .map(|e| e.seq);
             Start::From {
