@@ -686,3 +686,44 @@ pub fn now_micros() -> u64 {
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::key::Curve;
+
+    #[test]
+    fn time_is_found_and_stamped_in_every_frame_kind() {
+        let mut account = SimAccount::new(4, Curve::P256, "h").unwrap();
+        let now = 1_763_800_000_000_000;
+        let frames = [
+            account
+                .commit(&[SimOp::Create { size_bytes: 100 }], now, 1)
+                .unwrap(),
+            account.sync_frame(now, 2).unwrap(),
+            account.identity_frame(Some("a.test"), now, 3),
+            account.account_frame(true, None, now, 4),
+            unknown_frame(account.did(), 5, now),
+        ];
+        for mut frame in frames {
+            let at = find_time(&frame).unwrap();
+            assert!(crate::sim::fleet::stamp_time(&mut frame, at, now + 7));
+            let decoded = Frame::decode(&frame).unwrap();
+            let time = match decoded.event() {
+                crate::frame::event::Event::Commit(e) => e.time(),
+                crate::frame::event::Event::Sync(e) => e.time(),
+                crate::frame::event::Event::Identity(e) => e.time(),
+                crate::frame::event::Event::Account(e) => e.time(),
+                crate::frame::event::Event::Unknown { .. } => {
+                    assert_eq!(
+                        &frame[at..at + TIME_BYTES],
+                        rfc3339_micros(now + 7).as_bytes()
+                    );
+                    continue;
+                }
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(time, rfc3339_micros(now + 7));
+        }
+    }
+}
