@@ -237,6 +237,10 @@ pub struct FleetCounters {
     pub subscribers_lagged: u64,
     /// WebSocket subscriptions accepted.
     pub subscriptions: u64,
+    /// Microseconds from the first release to the moment every emit loop had released
+    /// all configured events (or to now, while they have not): the emit rate is
+    /// `emitted / emit_micros`.
+    pub emit_micros: u64,
 }
 
 impl FleetCounters {
@@ -288,6 +292,10 @@ pub(crate) struct Counters {
     pub subscriptions: AtomicU64,
     /// Emit loops that released everything their generator produced after it was done.
     pub emitters_drained: AtomicU64,
+    /// Unix microseconds of the first release (0: none yet).
+    pub first_release_micros: AtomicU64,
+    /// Unix microseconds of the last emit loop's drain.
+    pub drained_micros: AtomicU64,
 }
 
 impl Counters {
@@ -315,6 +323,20 @@ impl Counters {
         metrics::counter!("relay_sim_hostile_events_total", "reason" => mode.reason()).increment(1);
     }
 
+    fn emit_micros(&self) -> u64 {
+        let first = self.first_release_micros.load(Ordering::Relaxed);
+        if first == 0 {
+            return 0;
+        }
+        let drained = self.drained_micros.load(Ordering::Relaxed);
+        let end = if drained > 0 {
+            drained
+        } else {
+            generator::now_micros()
+        };
+        end.saturating_sub(first)
+    }
+
     fn snapshot(&self) -> FleetCounters {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         FleetCounters {
@@ -338,6 +360,7 @@ impl Counters {
             backlog_evicted: get(&self.backlog_evicted),
             subscribers_lagged: get(&self.subscribers_lagged),
             subscriptions: get(&self.subscriptions),
+            emit_micros: self.emit_micros(),
         }
     }
 }

@@ -244,7 +244,11 @@ async fn emit_loop(shared: &Shared, plan: &ExecutorPlan, hosts: &HashMap<usize, 
                 Err(TryRecvError::Empty) => {
                     if done_before && !drained {
                         drained = true;
-                        Counters::add(&shared.counters.emitters_drained, 1);
+                        let counters = &shared.counters;
+                        counters
+                            .drained_micros
+                            .fetch_max(now_micros(), Ordering::Relaxed);
+                        Counters::add(&counters.emitters_drained, 1);
                     } else if !done_before {
                         Counters::add(&shared.counters.generator_behind, 1);
                     }
@@ -264,8 +268,13 @@ async fn emit_loop(shared: &Shared, plan: &ExecutorPlan, hosts: &HashMap<usize, 
 /// Stamp `time`, count, apply the event's directory change, append to the host's
 /// backlog and wake its sessions.
 fn release(shared: &Shared, hosts: &HashMap<usize, Rc<Host>>, mut event: Prepared) {
+    let now = now_micros();
     if let Some(at) = event.time_at {
-        stamp_time(&mut event.frame, at, now_micros());
+        stamp_time(&mut event.frame, at, now);
+    }
+    let first = &shared.counters.first_release_micros;
+    if first.load(Ordering::Relaxed) == 0 {
+        let _ = first.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
     }
     count(&shared.counters, &event);
     apply_effect(shared, &event.effect);
