@@ -244,6 +244,7 @@ fn summary(
         "subscriptions": c.subscriptions,
         "emit_wall_secs": emit_secs,
         "emit_micros": c.emit_micros,
+        "accounts_materialised": c.accounts_materialised,
         "emit_events_per_sec": if c.emit_micros > 0 { c.emitted as f64 * 1e6 / c.emit_micros as f64 } else { 0.0 },
         "vm_rss_kib": rss_kib,
         "cpu_secs": cpu_secs,

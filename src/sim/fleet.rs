@@ -237,6 +237,8 @@ pub struct FleetCounters {
     pub subscribers_lagged: u64,
     /// WebSocket subscriptions accepted.
     pub subscriptions: u64,
+    /// Accounts whose keys and repo exist (materialised on first use).
+    pub accounts_materialised: u64,
     /// Microseconds from the first release to the moment every emit loop had released
     /// all configured events (or to now, while they have not): the emit rate is
     /// `emitted / emit_micros`.
@@ -292,6 +294,7 @@ pub(crate) struct Counters {
     pub subscriptions: AtomicU64,
     /// Emit loops that released everything their generator produced after it was done.
     pub emitters_drained: AtomicU64,
+    pub accounts_materialised: AtomicU64,
     /// Unix microseconds of the first release (0: none yet).
     pub first_release_micros: AtomicU64,
     /// Unix microseconds of the last emit loop's drain.
@@ -360,6 +363,7 @@ impl Counters {
             backlog_evicted: get(&self.backlog_evicted),
             subscribers_lagged: get(&self.subscribers_lagged),
             subscriptions: get(&self.subscriptions),
+            accounts_materialised: get(&self.accounts_materialised),
             emit_micros: self.emit_micros(),
         }
     }

@@ -24,7 +24,7 @@ use crate::config::limits::{
 use crate::frame::cbor::OwnedValue;
 use crate::frame::event::{EventOwned, Frame, write_message_header};
 use crate::sim::account::{SimAccount, SimError, SimOp, rfc3339_micros};
-use crate::sim::fleet::{Delivery, Effect, EventSender, FrameKind, Prepared, Shared};
+use crate::sim::fleet::{Counters, Delivery, Effect, EventSender, FrameKind, Prepared, Shared};
 use crate::sim::hostile::HostileMode;
 use crate::syntax::Tid;
 
@@ -318,6 +318,7 @@ impl Generator {
             let host = self.hostnames.get(entry.host).cloned().unwrap_or_default();
             let account = SimAccount::with_did(entry.seed, entry.curve, &host, entry.did)?;
             self.accounts.insert(index, account);
+            Counters::add(&self.shared.counters.accounts_materialised, 1);
         }
         self.accounts.get_mut(&index).ok_or(SimError::NoCommitYet)
     }
