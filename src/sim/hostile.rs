@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+#[cfg(feature = "server")]
 use crate::sim::account::Hostile;
 
 /// One way a simulated host misbehaves. Event modes replace a share of a host's events;
@@ -134,6 +135,7 @@ impl HostileMode {
     }
 
     /// Index into counter arrays.
+    #[cfg(feature = "server")]
     pub(crate) fn index(self) -> usize {
         HostileMode::ALL
             .iter()
@@ -142,6 +144,7 @@ impl HostileMode {
     }
 
     /// The `sim::account` kind that builds this mode's commit, when there is one.
+    #[cfg(feature = "server")]
     pub(crate) fn account_kind(self) -> Option<Hostile> {
         Some(match self {
             HostileMode::BadSignature => Hostile::BadSignature,
