@@ -166,3 +166,21 @@ impl fmt::Display for HostileMode {
         f.write_str(self.reason())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_unique_and_round_trip() {
+        let mut labels: Vec<&str> = HostileMode::ALL.iter().map(HostileMode::reason).collect();
+        for mode in HostileMode::ALL {
+            assert_eq!(HostileMode::from_reason(mode.reason()), Some(mode));
+        }
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), HostileMode::ALL.len());
+        let hosts = HostileMode::ALL.iter().filter(|m| m.is_host_mode()).count();
+        assert_eq!(hosts, 3);
+    }
+}
