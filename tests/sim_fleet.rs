@@ -627,7 +627,9 @@ fn xrpc_endpoints_answer_per_the_lexicons_and_identity_changes_show_in_the_plc()
 }
 
 /// (key, CBOR major kind) of every map entry, in encoded order.
-fn layout(value: &Value<'_>) -> Vec<(String, &'static str)> {
+type Layout = Vec<(String, &'static str)>;
+
+fn layout(value: &Value<'_>) -> Layout {
     let Value::Map(map) = value else {
         panic!("not a map")
     };
@@ -649,13 +651,13 @@ fn layout(value: &Value<'_>) -> Vec<(String, &'static str)> {
         .collect()
 }
 
-fn frame_layout(frame: &[u8]) -> (Vec<(String, &'static str)>, Vec<(String, &'static str)>) {
+fn frame_layout(frame: &[u8]) -> (Layout, Layout) {
     let (header, body) = cbor::decode_prefix(frame).unwrap();
     let body = cbor::decode(body).unwrap();
     (layout(&header), layout(&body))
 }
 
-fn first_op_layout(frame: &[u8]) -> Vec<(String, &'static str)> {
+fn first_op_layout(frame: &[u8]) -> Layout {
     let (_, body) = cbor::decode_prefix(frame).unwrap();
     let Value::Map(body) = cbor::decode(body).unwrap() else {
         panic!()

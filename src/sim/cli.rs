@@ -60,6 +60,17 @@ pub struct SimArgs {
     /// Write the host URLs and the PLC URL here, as JSON.
     #[arg(long, env = "RELAY_SIM_PORTS_FILE")]
     pub ports_file: Option<PathBuf>,
+    /// Record size mix, `BYTES:WEIGHT` pairs (e.g. `200:70,1000:25,8000:5`).
+    #[arg(
+        long,
+        env = "RELAY_SIM_RECORD_SIZES",
+        value_delimiter = ',',
+        default_value = "200:70,1000:25,8000:5"
+    )]
+    pub record_sizes: Vec<String>,
+    /// Records per repo before creates are paired with deletes (memory per account).
+    #[arg(long, env = "RELAY_SIM_REPO_RECORDS", default_value_t = 16)]
+    pub repo_records: usize,
     /// Keep serving this many seconds after emission ends (for late readers).
     #[arg(long, env = "RELAY_SIM_LINGER_SECS", default_value_t = 0)]
     pub linger_secs: u64,
@@ -96,7 +107,23 @@ fn run_fleet(args: SimArgs) -> Result<(), String> {
         .filter(|m| !m.is_empty())
         .map(|m| HostileMode::from_reason(m).ok_or_else(|| format!("unknown hostile mode {m:?}")))
         .collect::<Result<Vec<_>, _>>()?;
+    let record_sizes = args
+        .record_sizes
+        .iter()
+        .map(|pair| {
+            let (size, weight) = pair
+                .split_once(':')
+                .ok_or(format!("record size {pair:?}: BYTES:WEIGHT"))?;
+            Ok((
+                size.parse().map_err(|_| format!("record size {pair:?}"))?,
+                weight
+                    .parse()
+                    .map_err(|_| format!("record weight {pair:?}"))?,
+            ))
+        })
+        .collect::<Result<Vec<(usize, u32)>, String>>()?;
     let config = FleetConfig {
+        record_sizes,
         hosts: args.hosts,
         accounts_per_host: args.accounts_per_host,
         events_per_sec: args.rate,
@@ -112,6 +139,7 @@ fn run_fleet(args: SimArgs) -> Result<(), String> {
         presign_buffer_events: args.presign_buffer,
         backlog_events: args.backlog_events,
         listen_ip: args.listen_ip,
+        repo_records: args.repo_records,
         ..FleetConfig::default()
     };
     let started = Instant::now();
@@ -137,7 +165,13 @@ fn run_fleet(args: SimArgs) -> Result<(), String> {
         .duration_secs
         .map(|s| Instant::now() + Duration::from_secs(s));
     loop {
-        let done = args.event_limit.is_some() && fleet.wait_until_emitted(Duration::from_secs(1));
+        let done = match args.event_limit {
+            Some(_) => fleet.wait_until_emitted(Duration::from_secs(1)),
+            None => {
+                std::thread::sleep(Duration::from_secs(1));
+                false
+            }
+        };
         let now = fleet.counters();
         if first_emit.is_none() && now.emitted > 0 {
             first_emit = Some(Instant::now());
@@ -208,8 +242,10 @@ fn summary(
         "backlog_evicted": c.backlog_evicted,
         "subscribers_lagged": c.subscribers_lagged,
         "subscriptions": c.subscriptions,
-        "emit_secs": emit_secs,
-        "emit_events_per_sec": if emit_secs > 0.0 { c.emitted as f64 / emit_secs } else { 0.0 },
+        "emit_wall_secs": emit_secs,
+        "emit_micros": c.emit_micros,
+        "accounts_materialised": c.accounts_materialised,
+        "emit_events_per_sec": if c.emit_micros > 0 { c.emitted as f64 * 1e6 / c.emit_micros as f64 } else { 0.0 },
         "vm_rss_kib": rss_kib,
         "cpu_secs": cpu_secs,
         "wall_secs": wall_secs,

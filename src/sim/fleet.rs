@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::limits::{
     SIM_ACCOUNTS_MAX, SIM_BACKLOG_EVENTS_MAX, SIM_HOSTS_MAX, SIM_PRESIGN_BUFFER_EVENTS_MAX,
+    SIM_REPO_RECORDS_MAX,
 };
 use crate::frame::cid::Cid;
 use crate::identity::key::{Curve, PublicKey};
@@ -94,6 +95,9 @@ pub struct FleetConfig {
     pub backlog_events: usize,
     /// Honest kinds.
     pub kind_mix: KindMix,
+    /// Records an account's repo holds before each create is paired with a delete
+    /// (1..=`SIM_REPO_RECORDS_MAX`): the main lever on the fleet's memory.
+    pub repo_records: usize,
     /// Address the hosts and the PLC directory listen on.
     pub listen_ip: Ipv4Addr,
 }
@@ -117,6 +121,7 @@ impl Default for FleetConfig {
             presign_buffer_events: 10_000,
             backlog_events: 100_000,
             kind_mix: KindMix::default(),
+            repo_records: SIM_REPO_RECORDS_MAX,
             listen_ip: Ipv4Addr::LOCALHOST,
         }
     }
@@ -232,6 +237,12 @@ pub struct FleetCounters {
     pub subscribers_lagged: u64,
     /// WebSocket subscriptions accepted.
     pub subscriptions: u64,
+    /// Accounts whose keys and repo exist (materialised on first use).
+    pub accounts_materialised: u64,
+    /// Microseconds from the first release to the moment every emit loop had released
+    /// all configured events (or to now, while they have not): the emit rate is
+    /// `emitted / emit_micros`.
+    pub emit_micros: u64,
 }
 
 impl FleetCounters {
@@ -283,6 +294,11 @@ pub(crate) struct Counters {
     pub subscriptions: AtomicU64,
     /// Emit loops that released everything their generator produced after it was done.
     pub emitters_drained: AtomicU64,
+    pub accounts_materialised: AtomicU64,
+    /// Unix microseconds of the first release (0: none yet).
+    pub first_release_micros: AtomicU64,
+    /// Unix microseconds of the last emit loop's drain.
+    pub drained_micros: AtomicU64,
 }
 
 impl Counters {
@@ -310,6 +326,20 @@ impl Counters {
         metrics::counter!("relay_sim_hostile_events_total", "reason" => mode.reason()).increment(1);
     }
 
+    fn emit_micros(&self) -> u64 {
+        let first = self.first_release_micros.load(Ordering::Relaxed);
+        if first == 0 {
+            return 0;
+        }
+        let drained = self.drained_micros.load(Ordering::Relaxed);
+        let end = if drained > 0 {
+            drained
+        } else {
+            generator::now_micros()
+        };
+        end.saturating_sub(first)
+    }
+
     fn snapshot(&self) -> FleetCounters {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         FleetCounters {
@@ -333,6 +363,8 @@ impl Counters {
             backlog_evicted: get(&self.backlog_evicted),
             subscribers_lagged: get(&self.subscribers_lagged),
             subscriptions: get(&self.subscriptions),
+            accounts_materialised: get(&self.accounts_materialised),
+            emit_micros: self.emit_micros(),
         }
     }
 }
@@ -442,7 +474,7 @@ impl Fleet {
         let mut command_rxs = Vec::with_capacity(cores);
         let mut command_txs = Vec::with_capacity(cores);
         let syncs: Vec<Arc<CoreSync>> = (0..cores).map(|_| Arc::default()).collect();
-        for core in 0..cores {
+        for (core, sync) in syncs.iter().enumerate() {
             let (event_tx, event_rx) = mpsc::sync_channel(config.presign_buffer_events);
             let (command_tx, command_rx) = mpsc::channel();
             event_txs.push(event_tx);
@@ -455,7 +487,7 @@ impl Fleet {
                 events: event_rx,
                 commands: command_tx,
                 ports: port_tx.clone(),
-                sync: syncs[core].clone(),
+                sync: sync.clone(),
             };
             executors.push(host::spawn_executor(shared.clone(), plan)?);
         }
@@ -463,14 +495,15 @@ impl Fleet {
         let (host_ports, plc_port) = collect_ports(&config, &port_rx, &shared)?;
         fill_directory(&shared, &host_ports)?;
         let mut generators = Vec::with_capacity(cores);
-        for (core, (events, commands)) in event_txs.into_iter().zip(command_rxs).enumerate() {
+        let per_core = event_txs.into_iter().zip(command_rxs).zip(syncs);
+        for (core, ((events, commands), sync)) in per_core.enumerate() {
             let plan = GeneratorPlan {
                 core,
                 hosts: hosts_of_core(&config, core),
                 events,
                 commands,
                 event_limit: share_of_limit(&config, core),
-                sync: syncs[core].clone(),
+                sync,
             };
             generators.push(generator::spawn(shared.clone(), plan)?);
         }
@@ -511,6 +544,11 @@ fn check_config(config: &FleetConfig) -> Result<(), FleetError> {
     if config.backlog_events == 0 || config.backlog_events > SIM_BACKLOG_EVENTS_MAX {
         return Err(FleetError::Config(
             "backlog must be 1..=SIM_BACKLOG_EVENTS_MAX",
+        ));
+    }
+    if config.repo_records == 0 || config.repo_records > SIM_REPO_RECORDS_MAX {
+        return Err(FleetError::Config(
+            "repo records must be 1..=SIM_REPO_RECORDS_MAX",
         ));
     }
     let shares = [
@@ -794,6 +832,25 @@ impl FleetHandle {
 impl Drop for FleetHandle {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Where the 27-byte `time` value of a frame sits (see `docs/SIM.md`, emit time).
+pub fn find_time(frame: &[u8]) -> Option<usize> {
+    generator::find_time(frame)
+}
+
+/// Overwrite the `time` value at `at` with `now_micros` as RFC 3339 with microseconds:
+/// what the emit loop does to every frame right before releasing it. False when `at`
+/// is out of range.
+pub fn stamp_time(frame: &mut [u8], at: usize, now_micros: u64) -> bool {
+    let time = crate::sim::account::rfc3339_micros(now_micros);
+    match frame.get_mut(at..at + generator::TIME_BYTES) {
+        Some(slot) if time.len() == generator::TIME_BYTES => {
+            slot.copy_from_slice(time.as_bytes());
+            true
+        }
+        _ => false,
     }
 }
 

@@ -19,12 +19,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::limits::{
     COMMIT_BLOCKS_BYTES_MAX, FRAME_SIZE_BYTES_MAX, SIM_LARGE_COMMIT_OPS_MAX,
-    SIM_RECORD_SIZE_BYTES_MAX, SIM_REPO_RECORDS_MAX, SIM_SEQ_RESET_EVENTS_MAX,
+    SIM_RECORD_SIZE_BYTES_MAX, SIM_SEQ_RESET_EVENTS_MAX,
 };
 use crate::frame::cbor::OwnedValue;
 use crate::frame::event::{EventOwned, Frame, write_message_header};
 use crate::sim::account::{SimAccount, SimError, SimOp, rfc3339_micros};
-use crate::sim::fleet::{Delivery, Effect, EventSender, FrameKind, Prepared, Shared};
+use crate::sim::fleet::{Counters, Delivery, Effect, EventSender, FrameKind, Prepared, Shared};
 use crate::sim::hostile::HostileMode;
 use crate::syntax::Tid;
 
@@ -318,6 +318,7 @@ impl Generator {
             let host = self.hostnames.get(entry.host).cloned().unwrap_or_default();
             let account = SimAccount::with_did(entry.seed, entry.curve, &host, entry.did)?;
             self.accounts.insert(index, account);
+            Counters::add(&self.shared.counters.accounts_materialised, 1);
         }
         self.accounts.get_mut(&index).ok_or(SimError::NoCommitYet)
     }
@@ -437,7 +438,7 @@ impl Generator {
     }
 
     /// The ops of the next honest commit: creates, updates and deletes in a fixed mix,
-    /// keeping the repo at most `SIM_REPO_RECORDS_MAX` records (plus a large commit's,
+    /// keeping the repo at most `repo_records` records (plus a large commit's,
     /// which the next commit removes).
     fn honest_ops(&mut self, account: usize, count: usize) -> (Vec<SimOp>, bool) {
         if let Some(n) = self.pending_shrink.remove(&account) {
@@ -465,7 +466,7 @@ impl Generator {
         let size_bytes = self.record_size();
         let pick = self.rng.next() as usize;
         let roll = self.rng.unit();
-        let ops = if count >= SIM_REPO_RECORDS_MAX {
+        let ops = if count >= self.shared.config.repo_records {
             vec![SimOp::Create { size_bytes }, SimOp::Delete { pick }]
         } else if count == 0 || roll < 0.7 {
             vec![SimOp::Create { size_bytes }]
@@ -685,4 +686,45 @@ pub fn now_micros() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::key::Curve;
+
+    #[test]
+    fn time_is_found_and_stamped_in_every_frame_kind() {
+        let mut account = SimAccount::new(4, Curve::P256, "h").unwrap();
+        let now = 1_763_800_000_000_000;
+        let frames = [
+            account
+                .commit(&[SimOp::Create { size_bytes: 100 }], now, 1)
+                .unwrap(),
+            account.sync_frame(now, 2).unwrap(),
+            account.identity_frame(Some("a.test"), now, 3),
+            account.account_frame(true, None, now, 4),
+            unknown_frame(account.did(), 5, now),
+        ];
+        for mut frame in frames {
+            let at = find_time(&frame).unwrap();
+            assert!(crate::sim::fleet::stamp_time(&mut frame, at, now + 7));
+            let decoded = Frame::decode(&frame).unwrap();
+            let time = match decoded.event() {
+                crate::frame::event::Event::Commit(e) => e.time(),
+                crate::frame::event::Event::Sync(e) => e.time(),
+                crate::frame::event::Event::Identity(e) => e.time(),
+                crate::frame::event::Event::Account(e) => e.time(),
+                crate::frame::event::Event::Unknown { .. } => {
+                    assert_eq!(
+                        &frame[at..at + TIME_BYTES],
+                        rfc3339_micros(now + 7).as_bytes()
+                    );
+                    continue;
+                }
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(time, rfc3339_micros(now + 7));
+        }
+    }
 }

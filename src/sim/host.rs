@@ -37,9 +37,8 @@ use crate::config::limits::{
 };
 use crate::frame::event::{ErrorFrameOwned, InfoEventOwned};
 use crate::frame::ws::{self, Opcode, WS_HEADER_BYTES_MAX};
-use crate::sim::account::rfc3339_micros;
-use crate::sim::fleet::{Counters, Delivery, Effect, FleetError, Prepared, Shared};
-use crate::sim::generator::{Command, CoreSync, TIME_BYTES, now_micros};
+use crate::sim::fleet::{Counters, Delivery, Effect, FleetError, Prepared, Shared, stamp_time};
+use crate::sim::generator::{Command, CoreSync, now_micros};
 use crate::sim::hostile::HostileMode;
 use crate::sim::plc::{self, error_body};
 
@@ -102,6 +101,9 @@ struct HostState {
     base_pos: u64,
     bytes: usize,
     head_seq: u64,
+    /// Position of the first entry of the current sequence (after the last reset of a
+    /// `reset_seq` host): cursors are looked up from here, where seqs increase.
+    epoch_pos: u64,
     wakers: Vec<Waker>,
 }
 
@@ -242,7 +244,11 @@ async fn emit_loop(shared: &Shared, plan: &ExecutorPlan, hosts: &HashMap<usize, 
                 Err(TryRecvError::Empty) => {
                     if done_before && !drained {
                         drained = true;
-                        Counters::add(&shared.counters.emitters_drained, 1);
+                        let counters = &shared.counters;
+                        counters
+                            .drained_micros
+                            .fetch_max(now_micros(), Ordering::Relaxed);
+                        Counters::add(&counters.emitters_drained, 1);
                     } else if !done_before {
                         Counters::add(&shared.counters.generator_behind, 1);
                     }
@@ -262,11 +268,13 @@ async fn emit_loop(shared: &Shared, plan: &ExecutorPlan, hosts: &HashMap<usize, 
 /// Stamp `time`, count, apply the event's directory change, append to the host's
 /// backlog and wake its sessions.
 fn release(shared: &Shared, hosts: &HashMap<usize, Rc<Host>>, mut event: Prepared) {
+    let now = now_micros();
     if let Some(at) = event.time_at {
-        let time = rfc3339_micros(now_micros());
-        if let Some(slot) = event.frame.get_mut(at..at + TIME_BYTES) {
-            slot.copy_from_slice(time.as_bytes());
-        }
+        stamp_time(&mut event.frame, at, now);
+    }
+    let first = &shared.counters.first_release_micros;
+    if first.load(Ordering::Relaxed) == 0 {
+        let _ = first.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
     }
     count(&shared.counters, &event);
     apply_effect(shared, &event.effect);
@@ -275,7 +283,8 @@ fn release(shared: &Shared, hosts: &HashMap<usize, Rc<Host>>, mut event: Prepare
     };
     let mut state = host.state.borrow_mut();
     if event.reset_seq {
-        while state.drop_front() {}
+        // Sessions reading the old sequence finish it; new cursors refer to the new one.
+        state.epoch_pos = state.next_pos();
     }
     if event.delivery != Delivery::CutMidFrame {
         state.head_seq = event.seq;
@@ -613,10 +622,10 @@ fn start_of(host: &Host, cursor: Option<u64>) -> (Start, u64) {
         },
         Some(c) if c > state.head_seq => Start::Future,
         Some(c) => {
-            let index = state.backlog.partition_point(|e| e.seq <= c);
-            let oldest = state
-                .backlog
-                .iter()
+            let from = state.epoch_pos.saturating_sub(state.base_pos) as usize;
+            let current = || state.backlog.iter().skip(from);
+            let index = from + current().take_while(|e| e.seq <= c).count();
+            let oldest = current()
                 .find(|e| e.delivery != Delivery::CutMidFrame)
                 .map(|e| e.seq);
             Start::From {

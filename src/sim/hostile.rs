@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+#[cfg(feature = "server")]
 use crate::sim::account::Hostile;
 
 /// One way a simulated host misbehaves. Event modes replace a share of a host's events;
@@ -134,6 +135,7 @@ impl HostileMode {
     }
 
     /// Index into counter arrays.
+    #[cfg(feature = "server")]
     pub(crate) fn index(self) -> usize {
         HostileMode::ALL
             .iter()
@@ -142,6 +144,7 @@ impl HostileMode {
     }
 
     /// The `sim::account` kind that builds this mode's commit, when there is one.
+    #[cfg(feature = "server")]
     pub(crate) fn account_kind(self) -> Option<Hostile> {
         Some(match self {
             HostileMode::BadSignature => Hostile::BadSignature,
@@ -161,5 +164,23 @@ impl HostileMode {
 impl fmt::Display for HostileMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.reason())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_unique_and_round_trip() {
+        let mut labels: Vec<&str> = HostileMode::ALL.iter().map(HostileMode::reason).collect();
+        for mode in HostileMode::ALL {
+            assert_eq!(HostileMode::from_reason(mode.reason()), Some(mode));
+        }
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), HostileMode::ALL.len());
+        let hosts = HostileMode::ALL.iter().filter(|m| m.is_host_mode()).count();
+        assert_eq!(hosts, 3);
     }
 }
