@@ -254,3 +254,8 @@ pub const UPSTREAM_BACKPRESSURE_RETRY_MILLIS: u64 = 1;
 /// Largest HTTP response head accepted for the WebSocket upgrade, in bytes (the same bound
 /// as every HTTP head the relay reads, `api::http::HTTP_HEAD_BYTES_MAX`).
 pub const UPSTREAM_UPGRADE_HEAD_BYTES_MAX: usize = 16 * 1024;
+
+/// How long our Close frame may take to write when a session ends a connection, in
+/// milliseconds; then the socket is dropped anyway, so a peer that stops reading cannot
+/// hold a session (or a shutdown) for longer.
+pub const UPSTREAM_CLOSE_WRITE_TIMEOUT_MILLIS_MAX: u64 = 1_000;

@@ -48,8 +48,9 @@
 //! changes.
 
 use crate::config::limits::{
-    UPSTREAM_BACKPRESSURE_RETRY_MILLIS, UPSTREAM_CONNECT_TIMEOUT_MILLIS_MAX,
-    UPSTREAM_PING_INTERVAL_MILLIS_MAX, UPSTREAM_READ_IDLE_TIMEOUT_MILLIS_MAX,
+    UPSTREAM_BACKPRESSURE_RETRY_MILLIS, UPSTREAM_CLOSE_WRITE_TIMEOUT_MILLIS_MAX,
+    UPSTREAM_CONNECT_TIMEOUT_MILLIS_MAX, UPSTREAM_PING_INTERVAL_MILLIS_MAX,
+    UPSTREAM_READ_IDLE_TIMEOUT_MILLIS_MAX,
 };
 use crate::frame::ws::{self, Opcode};
 use crate::runtime::frames::{FrameHandle, FrameWriter};
@@ -75,9 +76,9 @@ use std::time::{Duration, Instant};
 const CONTROL_PAYLOAD_BYTES_MAX: usize = 125;
 /// Close status we send when we end a connection normally (RFC 6455 1000).
 const CLOSE_NORMAL: u16 = 1000;
-/// How long the best-effort Close frame may take to write before the socket is dropped
-/// anyway: a peer that does not read must not hold the session.
-const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long the best-effort Close frame may take to write before the socket is dropped.
+const CLOSE_WRITE_TIMEOUT: Duration =
+    Duration::from_millis(UPSTREAM_CLOSE_WRITE_TIMEOUT_MILLIS_MAX);
 
 /// One firehose frame as the session delivers it to the verifier.
 #[derive(Debug)]
