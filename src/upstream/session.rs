@@ -24,7 +24,9 @@
 //! Spawn one per host on the ingest core's executor (`glommio::spawn_local`); it returns
 //! only for a terminal reason (`SessionError::is_terminal`: stopped, receiver gone, bad
 //! URL, plaintext refused, upstream is a relay). All sessions of a core share the core's
-//! `FrameWriter`; the borrow is never held across an await.
+//! `FrameWriter`; the borrow is never held across an await. End a session with
+//! `SessionControl::stop` and await its task rather than dropping the task: a dropped task
+//! sends no Close and leaves `relay_upstream_connected_hosts` one too high.
 //!
 //! # Queues and waits (policies)
 //!
