@@ -529,3 +529,8 @@ pub const STATE_PG_CONNECT_TIMEOUT_SECONDS_MAX: u64 = 10;
 /// 200,000 records cover several seconds at the rates one machine sustains, far more than
 /// one flush interval.
 pub const RESUME_SCAN_RECORDS_MAX: u64 = 200_000;
+
+/// How long our Close frame may take to write when a session ends a connection, in
+/// milliseconds; then the socket is dropped anyway, so a peer that stops reading cannot
+/// hold a session (or a shutdown) for longer.
+pub const UPSTREAM_CLOSE_WRITE_TIMEOUT_MILLIS_MAX: u64 = 1_000;

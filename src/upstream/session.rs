@@ -24,7 +24,9 @@
 //! Spawn one per host on the ingest core's executor (`glommio::spawn_local`); it returns
 //! only for a terminal reason (`SessionError::is_terminal`: stopped, receiver gone, bad
 //! URL, plaintext refused, upstream is a relay). All sessions of a core share the core's
-//! `FrameWriter`; the borrow is never held across an await.
+//! `FrameWriter`; the borrow is never held across an await. End a session with
+//! `SessionControl::stop` and await its task rather than dropping the task: a dropped task
+//! sends no Close and leaves `relay_upstream_connected_hosts` one too high.
 //!
 //! # Queues and waits (policies)
 //!
@@ -48,8 +50,9 @@
 //! changes.
 
 use crate::config::limits::{
-    UPSTREAM_BACKPRESSURE_RETRY_MILLIS, UPSTREAM_CONNECT_TIMEOUT_MILLIS_MAX,
-    UPSTREAM_PING_INTERVAL_MILLIS_MAX, UPSTREAM_READ_IDLE_TIMEOUT_MILLIS_MAX,
+    UPSTREAM_BACKPRESSURE_RETRY_MILLIS, UPSTREAM_CLOSE_WRITE_TIMEOUT_MILLIS_MAX,
+    UPSTREAM_CONNECT_TIMEOUT_MILLIS_MAX, UPSTREAM_PING_INTERVAL_MILLIS_MAX,
+    UPSTREAM_READ_IDLE_TIMEOUT_MILLIS_MAX,
 };
 use crate::frame::ws::{self, Opcode};
 use crate::runtime::frames::{FrameHandle, FrameWriter};
@@ -75,9 +78,9 @@ use std::time::{Duration, Instant};
 const CONTROL_PAYLOAD_BYTES_MAX: usize = 125;
 /// Close status we send when we end a connection normally (RFC 6455 1000).
 const CLOSE_NORMAL: u16 = 1000;
-/// How long the best-effort Close frame may take to write before the socket is dropped
-/// anyway: a peer that does not read must not hold the session.
-const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long the best-effort Close frame may take to write before the socket is dropped.
+const CLOSE_WRITE_TIMEOUT: Duration =
+    Duration::from_millis(UPSTREAM_CLOSE_WRITE_TIMEOUT_MILLIS_MAX);
 
 /// One firehose frame as the session delivers it to the verifier.
 #[derive(Debug)]
