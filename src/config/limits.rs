@@ -397,8 +397,8 @@ pub const IDENTITY_NEGATIVE_TTL_SECS_MAX: u64 = 5 * 60;
 pub const TAIL_PENDING_FRAMES_PER_DID_MAX: usize = 64;
 
 /// Accounts tracked for rev order. About 100 bytes each; 2,000,000 covers a full-network
-/// window with room. Over the bound the oldest-seen account is forgotten (its next rev is
-/// then not compared).
+/// window with room. Over the bound an arbitrary account without parked frames is
+/// forgotten (its next rev is then not compared, its key fetched again).
 pub const TAIL_ACCOUNTS_MAX: usize = 2_000_000;
 
 /// Seqs listed for gaps and duplicates in the report (counts are always complete).

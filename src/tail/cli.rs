@@ -38,6 +38,9 @@ pub struct TailArgs {
     /// Verify with libsecp256k1/ring instead of the reference k256/p256.
     #[arg(long, env = "RELAY_TAIL_FAST_VERIFY")]
     pub fast_verify: bool,
+    /// Threads for signature and MST checks (default: one per core, at most 8).
+    #[arg(long, env = "RELAY_TAIL_CHECK_THREADS")]
+    pub check_threads: Option<usize>,
 }
 
 /// Run the consumer. Exit 0 when every event checked out, 1 when some did not, 2 when
@@ -68,6 +71,9 @@ fn run_server(args: TailArgs) -> ExitCode {
     config.idle_timeout = Duration::from_secs(args.idle_timeout_secs);
     config.record_events = args.record_events;
     config.progress = true;
+    if let Some(threads) = args.check_threads {
+        config.check_threads = threads;
+    }
     if args.fast_verify {
         config.backends = Backends::Fast;
     }
