@@ -124,7 +124,7 @@ fn measure(tls: bool) {
                 Rc::clone(&control),
                 Rc::clone(&writer),
                 client_tls,
-                out,
+                std::rc::Rc::new(out),
                 SessionLimits::default(),
             ));
             let first = frames.recv().await.unwrap();

@@ -349,6 +349,13 @@ pub fn write_car<'b>(
     }
 }
 
+/// Empty `vec` and re-type its element (e.g. a borrow's lifetime), keeping the
+/// allocation when the element layouts match (the in-place collect of an emptied vector).
+pub fn recycle_vec<T, U>(mut vec: Vec<T>) -> Vec<U> {
+    vec.clear();
+    vec.into_iter().filter_map(|_| None).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,10 +370,4 @@ mod tests {
         assert_eq!(blocks.load(&car, 10).unwrap(), cid);
         assert_eq!(blocks.get(&cid), Some(&block[..]));
     }
-}
-
-/// Empty `vec` and re-type its element's borrowed lifetime, keeping the allocation.
-pub fn recycle_vec<'b, T, U>(mut vec: Vec<T>) -> Vec<U> {
-    vec.clear();
-    vec.into_iter().filter_map(|_| None).collect()
 }

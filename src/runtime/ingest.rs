@@ -462,10 +462,8 @@ impl IngestShard {
             .set(self.parked_bytes as f64);
         if resolve && !slot.resolving {
             slot.resolving = true;
-            if refresh {
-                if let Some(account) = slot.account.as_mut() {
-                    account.refreshed_at = Some(Instant::now());
-                }
+            if refresh && let Some(account) = slot.account.as_mut() {
+                account.refreshed_at = Some(Instant::now());
             }
             self.start_lookup(did, refresh, Some(host));
         }

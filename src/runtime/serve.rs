@@ -125,15 +125,12 @@ impl Relay {
 /// The rings of one relay: every ingest shard → the sequencer, the sequencer → every
 /// fan-out core.
 struct Rings {
-    to_sequencer: Vec<(
-        Option<SharedSender<Admitted>>,
-        Option<SharedReceiver<Admitted>>,
-    )>,
-    to_fanout: Vec<(
-        Option<SharedSender<Published>>,
-        Option<SharedReceiver<Published>>,
-    )>,
+    to_sequencer: Vec<RingEnds<Admitted>>,
+    to_fanout: Vec<RingEnds<Published>>,
 }
+
+/// Both ends of one ring until each is handed to its executor.
+type RingEnds<T> = (Option<SharedSender<T>>, Option<SharedReceiver<T>>);
 
 /// Everything one executor needs, moved into its thread.
 struct CoreSetup {
