@@ -30,7 +30,13 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// Each test's frame region gets its own id (they show in `/proc` memfd names only).
 static NEXT_REGION: AtomicU32 = AtomicU32::new(100);
 
+/// One test at a time: glommio listeners bind with SO_REUSEPORT, so concurrent tests can
+/// receive each other's connections on a reused port, and timing-based checks (backoff,
+/// idle time-outs) are unreliable on a loaded two-core machine.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn run<F: Future<Output = ()> + 'static>(make: impl FnOnce() -> F) {
+    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     LocalExecutorBuilder::default()
         .make()
         .unwrap()

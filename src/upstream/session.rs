@@ -82,6 +82,23 @@ const CLOSE_NORMAL: u16 = 1000;
 const CLOSE_WRITE_TIMEOUT: Duration =
     Duration::from_millis(UPSTREAM_CLOSE_WRITE_TIMEOUT_MILLIS_MAX);
 
+/// Longest wait for the verifier to take this session's delivered frames before a refused
+/// message is stepped over (the verifier drains at memory speed; this only bounds a stall).
+const SKIP_DRAIN_WAIT_MAX: Duration = Duration::from_secs(5);
+
+/// Whether the reader refused one whole message (as opposed to a broken stream).
+fn refuses_one_message(error: &SessionError) -> bool {
+    matches!(
+        error,
+        SessionError::Read(
+            ReadError::TextMessage
+                | ReadError::FragmentedMessage
+                | ReadError::EmptyMessage
+                | ReadError::Protocol(crate::frame::ws::WsError::TooLarge)
+        )
+    )
+}
+
 /// One firehose frame as the session delivers it to the verifier.
 #[derive(Debug)]
 pub struct UpstreamFrame {
@@ -367,7 +384,29 @@ impl Session {
         connection.close_gracefully(&error).await;
         self.control.connected.set(false);
         self.metrics.connected.decrement(1.0);
+        if refuses_one_message(&error) {
+            self.skip_refused_message(&error).await;
+        }
         (error, up_since.elapsed())
+    }
+
+    /// A message the reader refuses whole (a text frame, one declared larger than the
+    /// frame bound, a fragmented or empty message) would be sent again after a reconnect
+    /// with the same cursor, forever. Its seq is the one after the last frame this
+    /// connection delivered: wait until the verifier has routed every delivered frame (it
+    /// moves the cursor as it takes each one), then step the cursor over the refused one.
+    /// Host seqs are dense (one per event), which is what makes the step exact. Without a
+    /// cursor (live) the reconnect skips it anyway.
+    async fn skip_refused_message(&self, error: &SessionError) {
+        let deadline = Instant::now() + SKIP_DRAIN_WAIT_MAX;
+        while self.out.len() > 0 && Instant::now() < deadline {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+        if let Some(cursor) = self.control.cursor.get() {
+            self.control.cursor.set(Some(cursor + 1));
+            metrics::counter!("relay_upstream_skipped_messages_total", "reason" => error.reason())
+                .increment(1);
+        }
     }
 
     /// Await `fut` unless the verifier interrupts (with `stop_only`, only `stop` does).
