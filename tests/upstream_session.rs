@@ -36,7 +36,9 @@ static NEXT_REGION: AtomicU32 = AtomicU32::new(100);
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn run<F: Future<Output = ()> + 'static>(make: impl FnOnce() -> F) {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     LocalExecutorBuilder::default()
         .make()
         .unwrap()

@@ -235,7 +235,10 @@ impl IngestShard {
         let bytes = upstream.frame.as_bytes();
         let frame = match Frame::decode(bytes) {
             Ok(frame) => frame,
-            Err(e) => return Routed::Done(Some(e.reason())),
+            Err(e) => {
+                self.step_cursor(upstream.host, None);
+                return Routed::Done(Some(e.reason()));
+            }
         };
         let (kind, seq, did) = match frame.event() {
             Event::Commit(e) => (Kind::Commit, e.seq(), e.repo()),
@@ -256,7 +259,10 @@ impl IngestShard {
                 self.on_upstream_error(upstream.host, error.error());
                 return Routed::Done(None);
             }
-            Event::Unknown { .. } => return Routed::Done(Some("unknown_type")),
+            Event::Unknown { .. } => {
+                self.step_cursor(upstream.host, frame.seq());
+                return Routed::Done(Some("unknown_type"));
+            }
         };
         let Some(host) = self.hosts.get_mut(&upstream.host) else {
             return Routed::Done(Some("unknown_host"));
@@ -274,6 +280,20 @@ impl IngestShard {
             seq,
             did: span_of(bytes, did),
         })
+    }
+
+    /// Move a host's cursor past a frame that is dropped before its seq is checked: to
+    /// its seq when it has one, else one step (host seqs are dense, one per event). The
+    /// session resumes from the cursor after a reconnect, so a dropped frame must not be
+    /// asked for again.
+    fn step_cursor(&mut self, host: HostId, seq: Option<u64>) {
+        if let Some(host) = self.hosts.get(&host)
+            && let Some(cursor) = host.control.cursor.get()
+        {
+            host.control
+                .cursor
+                .set(Some(seq.unwrap_or(cursor + 1).max(cursor)));
+        }
     }
 
     fn on_upstream_error(&mut self, host: HostId, name: &str) {
@@ -302,6 +322,26 @@ impl IngestShard {
             frame,
         } = upstream;
         let did = did_of(&frame, &peek.did).to_owned();
+        // Host authority first: a frame from a host that is not the account's PDS is
+        // refused for that reason (after one re-resolution, for migrations) without
+        // spending a signature check on it.
+        let known = self.accounts.get(&did).is_some_and(|s| s.account.is_some());
+        if matches!(peek.kind, Kind::Commit | Kind::Sync)
+            && known
+            && !self.host_is_authority(&did, host)
+        {
+            if self.may_refresh(&did) {
+                let upstream = UpstreamFrame {
+                    host,
+                    connection,
+                    frame,
+                };
+                self.park(&did, upstream, true, true);
+            } else {
+                self.reject("host_not_authority");
+            }
+            return;
+        }
         let policy = Policy {
             now_micros: now_micros(),
             strict: self.strict,
@@ -349,19 +389,6 @@ impl IngestShard {
         peek: Peek,
         verified: Verified<FrameHandle>,
     ) {
-        if matches!(peek.kind, Kind::Commit | Kind::Sync) && !self.host_is_authority(did, host) {
-            if self.may_refresh(did) {
-                let upstream = UpstreamFrame {
-                    host,
-                    connection: self.hosts.get(&host).map_or(0, |h| h.control.connection()),
-                    frame: verified.into_frame(),
-                };
-                self.park(did, upstream, true, true);
-            } else {
-                self.reject("host_not_authority");
-            }
-            return;
-        }
         if verified.desynchronized() {
             metrics::counter!("relay_verify_desynchronized_total").increment(1);
         }

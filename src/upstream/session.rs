@@ -82,9 +82,11 @@ const CLOSE_NORMAL: u16 = 1000;
 const CLOSE_WRITE_TIMEOUT: Duration =
     Duration::from_millis(UPSTREAM_CLOSE_WRITE_TIMEOUT_MILLIS_MAX);
 
-/// Longest wait for the verifier to take this session's delivered frames before a refused
-/// message is stepped over (the verifier drains at memory speed; this only bounds a stall).
+/// Longest wait for the verifier to take this session's delivered frames before it
+/// reconnects (the verifier drains at memory speed; this only bounds a stall).
 const SKIP_DRAIN_WAIT_MAX: Duration = Duration::from_secs(5);
+/// Delay before reconnecting after one refused message was stepped over, in milliseconds.
+const UPSTREAM_SKIP_RECONNECT_MILLIS: u64 = 100;
 
 /// Whether the reader refused one whole message (as opposed to a broken stream).
 fn refuses_one_message(error: &SessionError) -> bool {
@@ -328,7 +330,14 @@ impl Session {
             if error.is_terminal() {
                 return error;
             }
-            let delay = backoff.next_delay(up, jitter.next_u64());
+            // A connection that ended on one refused message (stepped over already) is
+            // not a failing host: come back at once rather than growing the backoff, so a
+            // host that sends an occasional bad message is not starved of its good ones.
+            let delay = if refuses_one_message(&error) {
+                Duration::from_millis(UPSTREAM_SKIP_RECONNECT_MILLIS)
+            } else {
+                backoff.next_delay(up, jitter.next_u64())
+            };
             if let Err(stopped) = self.interruptible(Timer::new(delay), true).await {
                 return stopped;
             }
@@ -344,6 +353,9 @@ impl Session {
 
     /// One connection: open it, read until it ends. Returns why, and how long it was up.
     async fn connect_and_read(&self) -> (SessionError, Duration) {
+        // Frames of the last connection still queued to the verifier have not moved the
+        // cursor yet; resuming before they are routed would ask for them again.
+        self.wait_for_routed().await;
         let path = subscribe_path(self.control.cursor.get());
         let opened = {
             let open = connect::open(
@@ -390,6 +402,14 @@ impl Session {
         (error, up_since.elapsed())
     }
 
+    /// Wait (bounded) until the verifier has taken every frame this session delivered.
+    async fn wait_for_routed(&self) {
+        let deadline = Instant::now() + SKIP_DRAIN_WAIT_MAX;
+        while self.out.len() > 0 && Instant::now() < deadline {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
     /// A message the reader refuses whole (a text frame, one declared larger than the
     /// frame bound, a fragmented or empty message) would be sent again after a reconnect
     /// with the same cursor, forever. Its seq is the one after the last frame this
@@ -398,11 +418,14 @@ impl Session {
     /// Host seqs are dense (one per event), which is what makes the step exact. Without a
     /// cursor (live) the reconnect skips it anyway.
     async fn skip_refused_message(&self, error: &SessionError) {
-        let deadline = Instant::now() + SKIP_DRAIN_WAIT_MAX;
-        while self.out.len() > 0 && Instant::now() < deadline {
-            glommio::timer::sleep(Duration::from_millis(1)).await;
-        }
+        self.wait_for_routed().await;
         if let Some(cursor) = self.control.cursor.get() {
+            log::info!(
+                "upstream host {}: stepping over seq {} ({})",
+                self.target.host_id.0,
+                cursor + 1,
+                error.reason()
+            );
             self.control.cursor.set(Some(cursor + 1));
             metrics::counter!("relay_upstream_skipped_messages_total", "reason" => error.reason())
                 .increment(1);
