@@ -224,7 +224,7 @@ fn admin_host_json(host: &HostRecord) -> serde_json::Value {
 
 async fn list_hosts(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
     let params = Params::parse(&request.query)?;
-    let limit = params.limit(200, 1000)?;
+    let limit = params.limit(xrpc::LIST_HOSTS_LIMIT_DEFAULT, xrpc::LIST_LIMIT_MAX)?;
     let after = params.cursor()?;
     let hosts = ctx
         .state()

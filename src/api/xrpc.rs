@@ -53,11 +53,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 /// `listHosts.limit` default (lexicon).
-const LIST_HOSTS_LIMIT_DEFAULT: u64 = 200;
+pub(crate) const LIST_HOSTS_LIMIT_DEFAULT: u64 = 200;
 /// `listRepos.limit` default (lexicon).
 const LIST_REPOS_LIMIT_DEFAULT: u64 = 500;
 /// `limit` maximum of both list endpoints (lexicon `maximum`; also the store's page).
-const LIST_LIMIT_MAX: u64 = 1000;
+pub(crate) const LIST_LIMIT_MAX: u64 = 1000;
 
 /// What the serve wiring builds once and hands (cloned) to every fan-out core.
 ///

@@ -36,7 +36,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A host requestCrawl accepted: stored (status as it was, `active` if new) and live.
 /// The ingest side subscribes to `wss://{hostname}` (`ws://` when private hosts are
-/// allowed and the host is an IP literal or `localhost`).
+/// allowed and the host is an IP literal or `localhost`). For a known host (`new:
+/// false`) this is the operator-free way back from `offline` or `idle`: ingest should
+/// reset its failure count and reconnect if no session runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrawlRequest {
     /// The host's id in the store.
@@ -406,6 +408,11 @@ async fn liveness(
         let mut tcp = tcp;
         describe(&mut tcp, &url).await?
     };
+    check_describe(&response)
+}
+
+/// The relay guard first (a relay answering an error is still a relay), then the answer.
+fn check_describe(response: &crate::api::http::Response) -> Result<(), ApiError> {
     if is_relay_server(response.header("server")) {
         return Err(ApiError::HostRefused(
             "host is a relay; relays are not crawled",
@@ -538,6 +545,32 @@ mod tests {
         budget.give_back(8);
         assert!(budget.try_take(9));
         assert!(budget.try_take(DAY_MILLIS + 1));
+    }
+
+    #[test]
+    fn describe_answers_are_judged_relay_guard_first() {
+        let response = |status, server: Option<&str>, body: &str| crate::api::http::Response {
+            status,
+            headers: server
+                .map(|s| vec![("server".to_owned(), s.to_owned())])
+                .unwrap_or_default(),
+            body: body.as_bytes().to_vec(),
+        };
+        assert!(check_describe(&response(200, Some("pds"), r#"{"did":"did:web:a"}"#)).is_ok());
+        let relay = response(503, Some("zlay (atproto-relay)"), "");
+        let refused = check_describe(&relay).unwrap_err();
+        assert!(matches!(refused, ApiError::HostRefused(m) if m.contains("relay")));
+        for (status, body) in [
+            (404, "{}"),
+            (200, "nope"),
+            (200, r#"{"did":5}"#),
+            (200, "[]"),
+        ] {
+            assert!(
+                check_describe(&response(status, None, body)).is_err(),
+                "{status} {body}"
+            );
+        }
     }
 
     #[test]
