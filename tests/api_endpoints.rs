@@ -5,7 +5,7 @@
 
 mod api_support;
 
-use api_support::{Backend, FakeHost, Lexicons, Options, Response, Server};
+use api_support::{Backend, FakeHost, FakeTlsHost, Lexicons, Options, Response, Server};
 use relay::frame::cid::Cid;
 use relay::state::{LocalStatus, RevUpdate, UpstreamStatus};
 use serde_json::Value;
@@ -600,4 +600,37 @@ fn the_lexicon_checker_refuses_bad_bodies() {
     });
     assert!(result.is_err());
     api_support::report("api lexicon checker", bad.len() + 1);
+}
+
+/// The https liveness check: a name (`localhost`, resolved through the system resolver
+/// on the blocking pool) with a certificate the check trusts passes; the same host is
+/// refused by a check that does not trust it.
+#[test]
+fn request_crawl_checks_liveness_over_tls() {
+    let host = FakeTlsHost::start();
+    let trusting = Server::start(
+        Backend::rocksdb().open(),
+        Options {
+            tls_roots: Some(host.roots()),
+            ..Options::default()
+        },
+    );
+    let accepted = crawl(&trusting, &host.hostname());
+    assert_eq!(
+        accepted.status,
+        200,
+        "{:?}",
+        String::from_utf8_lossy(&accepted.body)
+    );
+    let request = trusting.crawl.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(request.hostname, host.hostname());
+    drop(trusting);
+    let untrusting = Server::start(Backend::rocksdb().open(), Options::default());
+    let refused = crawl(&untrusting, &host.hostname()).assert_error(400, "InvalidRequest");
+    assert!(
+        refused["message"].as_str().unwrap().contains("TLS"),
+        "{refused}"
+    );
+    assert!(untrusting.crawl.try_recv().is_err());
+    api_support::report("api requestCrawl over TLS", 2);
 }

@@ -30,6 +30,8 @@ pub struct Options {
     pub allow_private_hosts: bool,
     pub new_hosts_per_day: u64,
     pub admin_queue: usize,
+    /// Roots the liveness check trusts (none by default).
+    pub tls_roots: Option<rustls::RootCertStore>,
 }
 
 impl Default for Options {
@@ -39,6 +41,7 @@ impl Default for Options {
             allow_private_hosts: true,
             new_hosts_per_day: 50,
             admin_queue: 64,
+            tls_roots: None,
         }
     }
 }
@@ -61,9 +64,10 @@ impl Server {
         } else {
             flume::bounded(options.admin_queue)
         };
-        let tls =
-            relay::upstream::tls::client_tls_config_with_roots(rustls::RootCertStore::empty())
-                .unwrap();
+        let roots = options
+            .tls_roots
+            .unwrap_or_else(rustls::RootCertStore::empty);
+        let tls = relay::upstream::tls::client_tls_config_with_roots(roots).unwrap();
         let shared = ApiShared {
             state: Arc::clone(&state),
             admin_token: options.admin_token,
@@ -408,6 +412,96 @@ impl FakeHost {
 }
 
 impl Drop for FakeHost {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A loopback HTTPS PDS for `localhost:<port>` with a fresh self-signed certificate:
+/// answers `describeServer` like [`FakeHost::pds`], one connection at a time, until
+/// dropped (or 60 s pass).
+pub struct FakeTlsHost {
+    pub addr: SocketAddr,
+    /// The certificate's root, for the client to trust.
+    pub root: rustls::pki_types::CertificateDer<'static>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeTlsHost {
+    pub fn start() -> FakeTlsHost {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let root = certified.cert.der().clone();
+        let key =
+            rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![root.clone()], key)
+                .unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let body = r#"{"did":"did:web:tls.test","availableUserDomains":[".test"]}"#;
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let thread = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let Ok((tcp, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                tcp.set_nonblocking(false).unwrap();
+                tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let connection = rustls::ServerConnection::new(Arc::clone(&config)).unwrap();
+                let mut tls = rustls::StreamOwned::new(connection, tcp);
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                if buf.ends_with(b"\r\n\r\n") {
+                    let _ = tls.write_all(reply.as_bytes());
+                    tls.conn.send_close_notify();
+                    let _ = tls.flush();
+                }
+            }
+        });
+        FakeTlsHost {
+            addr,
+            root,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn hostname(&self) -> String {
+        format!("localhost:{}", self.addr.port())
+    }
+
+    pub fn roots(&self) -> rustls::RootCertStore {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.root.clone()).unwrap();
+        roots
+    }
+}
+
+impl Drop for FakeTlsHost {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {

@@ -14,7 +14,7 @@
 //! a name cannot pass the policy with one answer and be dialled at another.
 //! Without `allow_private_hosts`: no port, no IP literal, no `localhost`/`.local`/
 //! `.internal`/`.arpa` names, `https` only. With it (loopback tests): `host:port`, IP
-//! literals and plain `http` for IP literals and `localhost`.
+//! literals and plain `http` for IP literals (names, `localhost` included, keep https).
 //! Does not check: that the host is a PDS beyond answering `describeServer` with a
 //! `did`; ports other than 443 are not refused when private hosts are allowed.
 
@@ -36,7 +36,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A host requestCrawl accepted: stored (status as it was, `active` if new) and live.
 /// The ingest side subscribes to `wss://{hostname}` (`ws://` when private hosts are
-/// allowed and the host is an IP literal or `localhost`). For a known host (`new:
+/// allowed and the host is an IP literal). For a known host (`new:
 /// false`) this is the operator-free way back from `offline` or `idle`: ingest should
 /// reset its failure count and reconnect if no session runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,10 +190,11 @@ pub fn parse_hostname(text: &str, allow_private: bool) -> Result<CrawlHost, ApiE
     Ok(CrawlHost { host, port })
 }
 
-/// `http` for IP literals and `localhost` when private hosts are allowed, else `https`.
+/// `http` for IP literals when private hosts are allowed, else `https` (names, including
+/// `localhost`, keep TLS: a certificate can name them).
 pub fn scheme_for(hostname: &str, allow_private: bool) -> &'static str {
     let host = hostname.rsplit_once(':').map_or(hostname, |(h, _)| h);
-    if allow_private && (host.parse::<IpAddr>().is_ok() || host == "localhost") {
+    if allow_private && host.parse::<IpAddr>().is_ok() {
         "http"
     } else {
         "https"
@@ -576,7 +577,7 @@ mod tests {
     #[test]
     fn plain_http_only_for_private_literals() {
         assert_eq!(scheme_for("127.0.0.1:80", true), "http");
-        assert_eq!(scheme_for("localhost:80", true), "http");
+        assert_eq!(scheme_for("localhost:80", true), "https");
         assert_eq!(scheme_for("pds.example.com", true), "https");
         assert_eq!(scheme_for("127.0.0.1:80", false), "https");
     }
