@@ -634,3 +634,25 @@ fn request_crawl_checks_liveness_over_tls() {
     assert!(untrusting.crawl.try_recv().is_err());
     api_support::report("api requestCrawl over TLS", 2);
 }
+
+/// Not a check: prints the sequential request rate of `getRepoStatus` (one connection
+/// per request, store reads through the state thread) for the report. Run with
+/// `cargo test --test api_endpoints -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn request_rate_probe() {
+    let server = Server::start(Backend::rocksdb().open(), Options::default());
+    let seeded = seed(&server);
+    let path = format!("/xrpc/com.atproto.sync.getRepoStatus?did={}", seeded.active);
+    let n = 2000;
+    let started = std::time::Instant::now();
+    for _ in 0..n {
+        assert_eq!(server.get(&path).status, 200);
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "getRepoStatus: {n} sequential requests in {elapsed:?} ({:.0}/s, {:.0} µs each)",
+        n as f64 / elapsed.as_secs_f64(),
+        elapsed.as_micros() as f64 / n as f64
+    );
+}
