@@ -8,6 +8,8 @@
 // expect or panic (tests may; clippy.toml allows it there).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[cfg(feature = "server")]
+pub mod admin;
 pub mod api;
 pub mod config;
 pub mod eventlog;

@@ -6,3 +6,5 @@
 pub mod http;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
+pub mod xrpc;

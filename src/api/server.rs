@@ -50,6 +50,8 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// Close the connection after this reply.
     pub close: bool,
+    /// Extra response headers (e.g. `Location` on a redirect).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Reply {
@@ -60,6 +62,18 @@ impl Reply {
             content_type: "application/json",
             body: value.to_string().into_bytes(),
             close: false,
+            headers: Vec::new(),
+        }
+    }
+
+    /// A `302 Found` redirect to `location` (with an empty JSON-typed body).
+    pub fn redirect(location: String) -> Reply {
+        Reply {
+            status: 302,
+            content_type: "application/json",
+            body: Vec::new(),
+            close: false,
+            headers: vec![("Location", location)],
         }
     }
 
@@ -258,6 +272,9 @@ async fn refuse(mut stream: TcpStream) {
 
 async fn write_reply(stream: &mut TcpStream, reply: &Reply) -> Result<(), HttpError> {
     let mut headers = vec![("Content-Type", reply.content_type)];
+    for (name, value) in &reply.headers {
+        headers.push((name, value.as_str()));
+    }
     if reply.close {
         headers.push(("Connection", "close"));
     }

@@ -534,3 +534,36 @@ pub const RESUME_SCAN_RECORDS_MAX: u64 = 200_000;
 /// milliseconds; then the socket is dropped anyway, so a peer that stops reading cannot
 /// hold a session (or a shutdown) for longer.
 pub const UPSTREAM_CLOSE_WRITE_TIMEOUT_MILLIS_MAX: u64 = 1_000;
+// ---- api ----
+
+/// New hosts `com.atproto.sync.requestCrawl` admits per UTC day, across all cores.
+/// indigo's relay defaults `--new-hosts-per-day-limit` to 50: enough for organic PDS
+/// growth, small enough that a flood of fake hosts cannot make the relay dial thousands
+/// of names. Hosts already known (re-crawls) and admin actions do not count.
+pub const API_NEW_HOSTS_PER_DAY_MAX: u64 = 50;
+
+/// Longest a requestCrawl liveness check (DNS, TCP, TLS, `describeServer`) may take, in
+/// milliseconds. A live PDS answers in well under a second; the bound keeps a slow or
+/// tarpitting host from holding a request (and its connection) open.
+pub const API_CRAWL_CHECK_TIMEOUT_MILLIS_MAX: u64 = 10_000;
+
+/// Largest `describeServer` response body read during a liveness check, in bytes. The
+/// reference PDS answers with a few hundred bytes; 64 KiB leaves room for long policy
+/// links without letting a hostile host make us buffer megabytes.
+pub const API_CRAWL_DESCRIBE_BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// Longest hostname accepted by requestCrawl and the admin host calls, in bytes: the DNS
+/// limit on a presentation-form name (RFC 1035 §2.3.4, 253 characters without the dot),
+/// plus room for `:port` when private hosts are allowed.
+pub const API_HOSTNAME_BYTES_MAX: usize = 253 + 6;
+
+/// Accepted crawl requests waiting for the ingest side (`api::xrpc::crawl_channel`).
+/// Full: requestCrawl answers 503 `ServiceUnavailable` (counted in
+/// `relay_api_crawl_refused_total{reason="queue_full"}`); the host is already stored, so
+/// the PDS's retry is cheap and does not count against the daily budget again.
+pub const API_CRAWL_QUEUE_ENTRIES_MAX: usize = 1024;
+
+/// Admin notifications waiting for the serve wiring (`admin::admin_channel`). Full: the
+/// admin call (already applied to the store) answers 503 and the operator repeats it;
+/// every admin call is idempotent.
+pub const API_ADMIN_EVENT_QUEUE_ENTRIES_MAX: usize = 1024;

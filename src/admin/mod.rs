@@ -1,0 +1,420 @@
+//! The admin control plane: `/admin/*` on the API port, behind a bearer token.
+//!
+//! Owns: token checking (constant time), the admin routes, and [`AdminEvent`]s — the
+//! changes the data plane must apply after the store has recorded them.
+//! Must not: touch sessions, the event log or the sequencer itself (the serve wiring
+//! receives [`AdminEvent`]s and applies them), or block the executor (store calls go
+//! through `StateService` futures).
+//!
+//! Auth: `Authorization: Bearer <token>`; a missing or wrong token is 401
+//! `AuthenticationRequired`; no token configured disables admin (403 `Forbidden`). The
+//! comparison hashes both sides (SHA-256) and compares the digests without an early exit,
+//! so neither the token's bytes nor its length leak through timing.
+//!
+//! Routes (GET reads; POST takes a JSON object body; every POST is idempotent):
+//!
+//! | route | body / query | effect |
+//! |---|---|---|
+//! | `GET /admin/hosts` | `?cursor=&limit=` (1..=1000, default 200) | hosts with counters and limits |
+//! | `POST /admin/hosts/ban` | `{hostname}` | host status `banned` (stored first if unknown); [`AdminEvent::HostBanned`] |
+//! | `POST /admin/hosts/unban` | `{hostname}` | status `active`; [`AdminEvent::HostUnbanned`] |
+//! | `POST /admin/hosts/changeLimits` | `{hostname, accountLimit?, perSecond?, perHour?, perDay?}` | stored; [`AdminEvent::HostLimitsChanged`] |
+//! | `POST /admin/hosts/resetCursor` | `{hostname}` | stored cursor 0; [`AdminEvent::HostCursorReset`] |
+//! | `GET /admin/domains` | — | banned domains |
+//! | `POST /admin/domains/ban`, `/unban` | `{domain}` | stored; [`AdminEvent::DomainBanned`] / `DomainUnbanned` |
+//! | `POST /admin/repo/takedown`, `/reverseTakedown` | `{did}` | local status `takendown` / `active`; [`AdminEvent::AccountStatusChanged`] |
+//!
+//! Replies: `200 {}` (or the listing); unknown host or DID 400 `HostNotFound` /
+//! `RepoNotFound`; bad body 400 `InvalidRequest`. If the event queue is full the change
+//! is stored but the reply is 503: repeat the call (idempotent) so the data plane hears.
+//!
+//! Not done: listing recent rejections per host or account — no component records them
+//! yet (only bounded-label counters exist), so there is no route for it.
+
+use crate::api::http::Request;
+use crate::api::server::{Method, Reply, Router};
+use crate::api::xrpc::{self, ApiContext, ApiError, ApiResult, Params, next_cursor};
+use crate::config::limits::API_ADMIN_EVENT_QUEUE_ENTRIES_MAX;
+use crate::state::{HostId, HostRecord, HostStatus, LocalStatus, RateLimits, Uid};
+use crate::syntax::{Did, Handle};
+use sha2::{Digest, Sha256};
+use std::rc::Rc;
+
+/// A change the data plane must apply; sent after the store recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AdminEvent {
+    /// Disconnect the host and never resubscribe.
+    HostBanned {
+        /// Store id.
+        host_id: HostId,
+        /// Hostname.
+        hostname: String,
+    },
+    /// The host may be subscribed again.
+    HostUnbanned {
+        /// Store id.
+        host_id: HostId,
+        /// Hostname.
+        hostname: String,
+    },
+    /// New account and event-rate limits for the host.
+    HostLimitsChanged {
+        /// Store id.
+        host_id: HostId,
+        /// Most accounts (0 = unlimited).
+        account_limit: u64,
+        /// Event rate limits.
+        rate_limits: RateLimits,
+    },
+    /// Resubscribe the host from its start (stored cursor is now 0). The session's
+    /// in-memory cursor and any value still in the write-behind buffer must be dropped,
+    /// or the next flush writes the old cursor back.
+    HostCursorReset {
+        /// Store id.
+        host_id: HostId,
+    },
+    /// Disconnect every host under this domain.
+    DomainBanned {
+        /// The domain.
+        domain: String,
+    },
+    /// Hosts under this domain may be crawled again.
+    DomainUnbanned {
+        /// The domain.
+        domain: String,
+    },
+    /// The relay's own status of an account changed: emit `#account` (active false with
+    /// status `takendown`, or active true) and, on a takedown, tombstone its events in the
+    /// event log.
+    AccountStatusChanged {
+        /// Account id.
+        uid: Uid,
+        /// The DID.
+        did: String,
+        /// The new local status.
+        status: LocalStatus,
+    },
+}
+
+/// The admin event queue, bounded by `API_ADMIN_EVENT_QUEUE_ENTRIES_MAX`. Full: the admin
+/// call answers 503 after its store write (counted in `relay_api_errors_total{reason=
+/// "busy"}`); nothing blocks. The sender goes in `ApiShared`, the receiver to the serve
+/// wiring.
+pub fn admin_channel() -> (flume::Sender<AdminEvent>, flume::Receiver<AdminEvent>) {
+    flume::bounded(API_ADMIN_EVENT_QUEUE_ENTRIES_MAX)
+}
+
+/// Constant-time token check: SHA-256 of both, compared without an early exit.
+pub fn token_matches(expected: &str, presented: &str) -> bool {
+    let a = Sha256::digest(expected.as_bytes());
+    let b = Sha256::digest(presented.as_bytes());
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+fn authorize(ctx: &ApiContext, request: &Request) -> Result<(), ApiError> {
+    let Some(expected) = ctx.shared().admin_token.as_deref() else {
+        return Err(ApiError::AdminDisabled);
+    };
+    let presented = request
+        .header("authorization")
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(ApiError::AuthRequired)?;
+    if token_matches(expected, presented.trim()) {
+        Ok(())
+    } else {
+        Err(ApiError::AuthRequired)
+    }
+}
+
+/// Register the `/admin` routes (called by `api::xrpc::register`).
+pub fn register(router: &mut Router, ctx: &Rc<ApiContext>) {
+    macro_rules! route {
+        ($method:expr, $path:literal, $handler:ident) => {
+            xrpc::add(router, $method, $path, ctx, |ctx, request| async move {
+                authorize(&ctx, &request)?;
+                $handler(ctx, request).await
+            });
+        };
+    }
+    route!(Method::Get, "/admin/hosts", list_hosts);
+    route!(Method::Post, "/admin/hosts/ban", ban_host);
+    route!(Method::Post, "/admin/hosts/unban", unban_host);
+    route!(Method::Post, "/admin/hosts/changeLimits", change_limits);
+    route!(Method::Post, "/admin/hosts/resetCursor", reset_cursor);
+    route!(Method::Get, "/admin/domains", list_domains);
+    route!(Method::Post, "/admin/domains/ban", ban_domain);
+    route!(Method::Post, "/admin/domains/unban", unban_domain);
+    route!(Method::Post, "/admin/repo/takedown", takedown);
+    route!(
+        Method::Post,
+        "/admin/repo/reverseTakedown",
+        reverse_takedown
+    );
+}
+
+fn ok() -> Reply {
+    Reply::json(200, &serde_json::json!({}))
+}
+
+fn notify(ctx: &ApiContext, event: AdminEvent) -> ApiResult {
+    match ctx.shared().admin_events.try_send(event) {
+        Ok(()) => Ok(ok()),
+        Err(_) => Err(ApiError::Busy(
+            "stored; admin event queue full, repeat the call",
+        )),
+    }
+}
+
+fn body(request: &Request) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    match serde_json::from_slice(&request.body) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        _ => Err(ApiError::InvalidRequest("body must be a JSON object")),
+    }
+}
+
+fn string_field<'a>(
+    map: &'a serde_json::Map<String, serde_json::Value>,
+    name: &str,
+    missing: &'static str,
+) -> Result<&'a str, ApiError> {
+    map.get(name)
+        .and_then(serde_json::Value::as_str)
+        .ok_or(ApiError::InvalidRequest(missing))
+}
+
+/// An optional non-negative integer field.
+fn u64_field(
+    map: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Result<Option<u64>, ApiError> {
+    match map.get(name) {
+        None => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or(ApiError::InvalidRequest(
+            "limits must be non-negative integers",
+        )),
+    }
+}
+
+/// A hostname as stored (lower case; `host:port` allowed, as loopback hosts are stored).
+fn hostname_field(map: &serde_json::Map<String, serde_json::Value>) -> Result<String, ApiError> {
+    let text = string_field(map, "hostname", "hostname is required")?;
+    crate::api::xrpc::crawl_parse_any(text)
+}
+
+fn admin_host_json(host: &HostRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": host.id,
+        "hostname": host.hostname,
+        "status": host.status.as_str(),
+        "seq": host.last_seq,
+        "accountCount": host.account_count,
+        "accountLimit": host.account_limit,
+        "ratePerSecond": host.rate_limits.per_second,
+        "ratePerHour": host.rate_limits.per_hour,
+        "ratePerDay": host.rate_limits.per_day,
+        "failures": host.failures,
+        "firstSeenMs": host.first_seen_ms,
+        "lastConnectedMs": host.last_connected_ms,
+    })
+}
+
+async fn list_hosts(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
+    let params = Params::parse(&request.query)?;
+    let limit = params.limit(xrpc::LIST_HOSTS_LIMIT_DEFAULT, xrpc::LIST_LIMIT_MAX)?;
+    let after = params.cursor()?;
+    let hosts = ctx
+        .state()
+        .call(move |store| store.list_hosts(after, limit))
+        .await?;
+    let mut out = serde_json::json!({
+        "hosts": hosts.iter().map(admin_host_json).collect::<Vec<_>>(),
+    });
+    if let Some(cursor) = next_cursor(hosts.len(), limit, hosts.last().map(|h| h.id)) {
+        out["cursor"] = cursor.into();
+    }
+    Ok(Reply::json(200, &out))
+}
+
+/// Sets a host's status, storing the host first when `create` and it is unknown.
+async fn set_host_status(
+    ctx: &ApiContext,
+    hostname: String,
+    status: HostStatus,
+    create: bool,
+) -> Result<HostRecord, ApiError> {
+    let now = crate::api::xrpc::now_ms();
+    ctx.state()
+        .call(move |store| {
+            let host = match store.get_host(&hostname)? {
+                Some(host) => Some(host),
+                None if create => Some(store.upsert_host(&hostname, now)?),
+                None => None,
+            };
+            let Some(mut host) = host else {
+                return Ok(None);
+            };
+            host.status = status;
+            store.put_host(&host)?;
+            Ok(Some(host))
+        })
+        .await?
+        .ok_or(ApiError::HostNotFound)
+}
+
+async fn ban_host(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
+    let hostname = hostname_field(&body(&request)?)?;
+    let host = set_host_status(&ctx, hostname, HostStatus::Banned, true).await?;
+    notify(
+        &ctx,
+        AdminEvent::HostBanned {
+            host_id: host.id,
+            hostname: host.hostname,
+        },
+    )
+}
+
+async fn unban_host(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
+    let hostname = hostname_field(&body(&request)?)?;
+    let host = set_host_status(&ctx, hostname, HostStatus::Active, false).await?;
+    notify(
+        &ctx,
+        AdminEvent::HostUnbanned {
+            host_id: host.id,
+            hostname: host.hostname,
+        },
+    )
+}
+
+async fn change_limits(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
+    let map = body(&request)?;
+    let hostname = hostname_field(&map)?;
+    let account_limit = u64_field(&map, "accountLimit")?;
+    let per_second = u64_field(&map, "perSecond")?;
+    let per_hour = u64_field(&map, "perHour")?;
+    let per_day = u64_field(&map, "perDay")?;
+    let host = ctx
+        .state()
+        .call(move |store| {
+            let Some(mut host) = store.get_host(&hostname)? else {
+                return Ok(None);
+            };
+            host.account_limit = account_limit.unwrap_or(host.account_limit);
+            let limits = &mut host.rate_limits;
+            limits.per_second = per_second.unwrap_or(limits.per_second);
+            limits.per_hour = per_hour.unwrap_or(limits.per_hour);
+            limits.per_day = per_day.unwrap_or(limits.per_day);
+            store.put_host(&host)?;
+            Ok(Some(host))
+        })
+        .await?
+        .ok_or(ApiError::HostNotFound)?;
+    notify(
+        &ctx,
+        AdminEvent::HostLimitsChanged {
+            host_id: host.id,
+            account_limit: host.account_limit,
+            rate_limits: host.rate_limits,
+        },
+    )
+}
+
+async fn reset_cursor(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
+    let hostname = hostname_field(&body(&request)?)?;
+    let host_id = ctx
+        .state()
+        .call(move |store| {
+            let Some(host) = store.get_host(&hostname)? else {
+                return Ok(None);
+            };
+            store.set_host_cursor(host.id, 0)?;
+            Ok(Some(host.id))
+        })
+        .await?
+        .ok_or(ApiError::HostNotFound)?;
+    notify(&ctx, AdminEvent::HostCursorReset { host_id })
+}
+
+async fn list_domains(ctx: Rc<ApiContext>, _request: Request) -> ApiResult {
+    let domains = ctx.state().call(|store| store.list_domain_bans()).await?;
+    Ok(Reply::json(200, &serde_json::json!({ "domains": domains })))
+}
+
+fn domain_field(map: &serde_json::Map<String, serde_json::Value>) -> Result<String, ApiError> {
+    let text = string_field(map, "domain", "domain is required")?;
+    let domain = text.to_ascii_lowercase();
+    Handle::parse(&domain).map_err(|_| ApiError::InvalidRequest("domain is not a valid domain"))?;
+    Ok(domain)
+}
+
+async fn ban_domain(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
+    let domain = domain_field(&body(&request)?)?;
+    let stored = domain.clone();
+    ctx.state()
+        .call(move |store| store.put_domain_ban(&stored))
+        .await?;
+    notify(&ctx, AdminEvent::DomainBanned { domain })
+}
+
+async fn unban_domain(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
+    let domain = domain_field(&body(&request)?)?;
+    let stored = domain.clone();
+    ctx.state()
+        .call(move |store| store.delete_domain_ban(&stored))
+        .await?;
+    notify(&ctx, AdminEvent::DomainUnbanned { domain })
+}
+
+async fn set_account_status(
+    ctx: Rc<ApiContext>,
+    request: Request,
+    status: LocalStatus,
+) -> ApiResult {
+    let map = body(&request)?;
+    let did = string_field(&map, "did", "did is required")?;
+    let did = Did::parse(did).map_err(|_| ApiError::InvalidRequest("did is not a valid DID"))?;
+    let key = did.as_str().to_owned();
+    let uid = ctx
+        .state()
+        .call(move |store| {
+            let Some(account) = store.get_account(&key)? else {
+                return Ok(None);
+            };
+            store.set_local_status(account.uid, status)?;
+            Ok(Some(account.uid))
+        })
+        .await?
+        .ok_or(ApiError::RepoNotFound)?;
+    notify(
+        &ctx,
+        AdminEvent::AccountStatusChanged {
+            uid,
+            did: did.as_str().to_owned(),
+            status,
+        },
+    )
+}
+
+async fn takedown(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
+    set_account_status(ctx, request, LocalStatus::Takendown).await
+}
+
+async fn reverse_takedown(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
+    set_account_status(ctx, request, LocalStatus::Active).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(token_matches("secret", "secret"));
+        assert!(!token_matches("secret", "secret2"));
+        assert!(!token_matches("secret", "Secret"));
+        assert!(!token_matches("secret", ""));
+    }
+}
