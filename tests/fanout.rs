@@ -25,7 +25,6 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -43,7 +42,7 @@ fn now_micros() -> u64 {
 /// own, so the pool can be reused).
 struct Source {
     log: EventLog,
-    appender: Appender<Arc<Sequenced>>,
+    appender: Appender<Sequenced>,
     writer: FrameWriter,
     sequencer: Sequencer,
     key: ParsedKey,
@@ -84,7 +83,7 @@ impl Source {
     }
 
     /// `n` more frames, appended to the log; returns once all are durable.
-    async fn produce(&mut self, n: usize) -> Vec<Arc<Sequenced>> {
+    async fn produce(&mut self, n: usize) -> Vec<Sequenced> {
         let policy = Policy {
             now_micros: now_micros(),
             strict: true,
@@ -100,12 +99,11 @@ impl Source {
             let verified = verify_commit_frame(handle, &self.key, None, &policy)
                 .map_err(|(_, r)| r)
                 .unwrap();
-            let sequenced = Arc::new(
-                self.sequencer
-                    .assign(verified, AccountKey::new(self.account))
-                    .unwrap(),
-            );
-            self.appender.append(Arc::clone(&sequenced)).unwrap();
+            let sequenced = self
+                .sequencer
+                .assign(verified, AccountKey::new(self.account))
+                .unwrap();
+            self.appender.append(sequenced.clone()).unwrap();
             out.push(sequenced);
         }
         let last = out.last().map(|f| f.seq());

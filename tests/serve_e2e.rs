@@ -25,6 +25,8 @@ fn serve_args(fleet: &FleetHandle, cores: usize, data_dir: PathBuf) -> ServeArgs
         replay_window_secs: 3600,
         eventlog_bytes_max: 1 << 30,
         database_url: None,
+        admin_token: None,
+        allow_private_hosts: false,
     }
 }
 

@@ -92,6 +92,8 @@ fn every_hostile_mode_is_refused_with_its_reason_and_valid_traffic_flows() {
         replay_window_secs: 3600,
         eventlog_bytes_max: 1 << 30,
         database_url: None,
+        admin_token: None,
+        allow_private_hosts: false,
     })
     .unwrap();
     assert!(fleet.wait_until_emitted(Duration::from_secs(60)));

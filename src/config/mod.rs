@@ -60,6 +60,13 @@ pub struct ServeArgs {
     /// Largest event log on disk, in bytes, before the oldest segments are deleted.
     #[arg(long, env = "RELAY_EVENTLOG_BYTES_MAX", default_value_t = 300 * 1024 * 1024 * 1024)]
     pub eventlog_bytes_max: u64,
+    /// Bearer token of the admin API under `/admin`; admin is disabled (403) without it.
+    #[arg(long, env = "RELAY_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Accept requestCrawl for private, loopback and link-local hosts (loopback tests and
+    /// development only: it turns off the SSRF guard).
+    #[arg(long, env = "RELAY_ALLOW_PRIVATE_HOSTS", default_value_t = false)]
+    pub allow_private_hosts: bool,
     /// `postgres://…`: keep hosts and accounts in PostgreSQL instead of the embedded
     /// RocksDB under `<data_dir>/state/`.
     #[arg(long, env = "RELAY_DATABASE_URL")]

@@ -42,7 +42,7 @@ use crate::config::limits::{
     FANOUT_CONSUMER_LAG_BYTES_MAX, FANOUT_CONSUMERS_PER_CORE_MAX, FANOUT_RING_BYTES_MAX,
     FANOUT_RING_FRAMES_MAX, FANOUT_WRITE_TIMEOUT_SECS_MAX,
 };
-use crate::eventlog::{AccountKey, EventLog, GatherRecord};
+use crate::eventlog::{AccountKey, EventLog};
 use crate::sequencer::Sequenced;
 use glommio::net::TcpStream;
 use ring::LiveRing;
@@ -52,7 +52,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -260,7 +259,7 @@ impl Hub {
     }
 
     /// Hand a durable frame to this core's consumers. Frames arrive in seq order.
-    pub fn publish(&self, frame: Arc<Sequenced>) {
+    pub fn publish(&self, frame: Sequenced) {
         let hidden = self.is_hidden(frame.account_key());
         self.ring.borrow_mut().push(frame, hidden);
         self.version.set(self.version.get().wrapping_add(1));

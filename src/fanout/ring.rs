@@ -1,5 +1,5 @@
 //! The live ring of one fan-out core: the last frames published, shared by every consumer
-//! of the core (each frame is one `Arc<Sequenced>`, so a consumer holds no copy).
+//! of the core (each frame is one `Sequenced`, a handle clone, so a consumer holds no copy).
 //!
 //! Owns: the frames, their stream offsets (cumulative bytes published on this core, for
 //! measuring a consumer's lag in bytes) and eviction. Must not: block, or know consumers.
@@ -10,12 +10,11 @@
 
 use crate::sequencer::Sequenced;
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 /// One frame in the ring.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
-    pub(crate) frame: Arc<Sequenced>,
+    pub(crate) frame: Sequenced,
     /// Stream offset of the frame's first byte.
     pub(crate) start_offset: u64,
     /// Outgoing bytes of the frame.
@@ -61,7 +60,7 @@ impl LiveRing {
     }
 
     /// Add the newest frame; evict the oldest beyond the bounds.
-    pub(crate) fn push(&mut self, frame: Arc<Sequenced>, hidden: bool) {
+    pub(crate) fn push(&mut self, frame: Sequenced, hidden: bool) {
         let len = frame.out().len();
         self.head_seq = Some(frame.seq().get());
         self.entries.push_back(Entry {

@@ -15,7 +15,7 @@ use super::cursor::{Start, start_for};
 use super::replay::ReplayReply;
 use super::ring::{Entry, Lookup};
 use super::{ConsumerCell, Hub};
-use crate::eventlog::{GatherRecord, ReplayRecord, Seq};
+use crate::eventlog::{ReplayRecord, Seq};
 use crate::frame::event::{ErrorFrameOwned, InfoEventOwned};
 use crate::frame::ws::{
     Opcode, Role, WS_HEADER_BYTES_MAX, apply_mask, encode_header, parse_header,

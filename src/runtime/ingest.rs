@@ -184,20 +184,27 @@ impl IngestShard {
 
     /// Judge frames and resolutions until the sessions' channel closes. Resolutions are
     /// served first: they are rare, and they release parked frames.
+    /// Hosts added while running (requestCrawl) arrive on `hosts` before their session
+    /// starts, so their first frame finds them.
     pub async fn run(
         mut self,
         frames: LocalReceiver<UpstreamFrame>,
         resolved: LocalReceiver<Resolution>,
+        hosts: LocalReceiver<(HostId, HostEntry)>,
     ) {
         loop {
             let work = futures_lite::future::or(
                 async { resolved.recv().await.map(Work::Resolved) },
-                async { frames.recv().await.map(Work::Frame) },
+                futures_lite::future::or(
+                    async { hosts.recv().await.map(|(id, entry)| Work::Host(id, entry)) },
+                    async { frames.recv().await.map(Work::Frame) },
+                ),
             )
             .await;
             match work {
                 Some(Work::Frame(frame)) => self.on_frame(frame).await,
                 Some(Work::Resolved(resolution)) => self.on_resolved(resolution).await,
+                Some(Work::Host(id, entry)) => self.add_host(id, entry),
                 None => return,
             }
         }
@@ -667,6 +674,7 @@ fn newest(a: Option<AccountState>, b: Option<AccountState>) -> Option<AccountSta
 enum Work {
     Frame(UpstreamFrame),
     Resolved(Resolution),
+    Host(HostId, HostEntry),
 }
 
 fn repeek(frame: &FrameHandle) -> Option<Peek> {

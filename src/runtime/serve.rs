@@ -10,6 +10,7 @@
 //! them) and runs the roles `runtime::placement::plan` gives it.
 
 use crate::api::server::{self as http_server, Router};
+use crate::api::xrpc::{ApiContext, ApiShared, CrawlRequest};
 use crate::config::limits::{
     FANOUT_RING_SLOTS_MAX, INGEST_UPSTREAM_QUEUE_FRAMES_MAX, SEQUENCER_RING_SLOTS_MAX,
 };
@@ -143,6 +144,8 @@ struct CoreSetup {
     listener: Option<std::net::TcpListener>,
     hosts: Vec<UpstreamHost>,
     ingest_sender: Option<SharedSender<Admitted>>,
+    crawl: Option<flume::Receiver<CrawlRequest>>,
+    api: ApiShared,
     parts: SharedParts,
     sequencer: Option<SequencerSetup>,
     fanout_receiver: Option<SharedReceiver<Published>>,
@@ -213,6 +216,26 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         .map_err(|e| ServeError::Config(format!("state store: {e}")))?;
     let state =
         Arc::new(StateService::start(store).map_err(|e| ServeError::Spawn(format!("state: {e}")))?);
+    let (crawl_tx, crawl_rx) = crate::api::xrpc::crawl_channel();
+    let (admin_tx, admin_rx) = crate::admin::admin_channel();
+    let api = ApiShared {
+        state: Arc::clone(&state),
+        admin_token: args.admin_token.clone(),
+        allow_private_hosts: args.allow_private_hosts,
+        crawl_requests: crawl_tx,
+        admin_events: admin_tx,
+        tls: client_tls_config().map_err(|e| ServeError::Config(format!("TLS roots: {e}")))?,
+        new_hosts: Arc::default(),
+    };
+    let mut shard_crawls = Vec::new();
+    let mut shard_crawl_senders = Vec::new();
+    for _ in 0..shards {
+        let (tx, rx) = crate::api::xrpc::crawl_channel();
+        shard_crawl_senders.push(tx);
+        shard_crawls.push(Some(rx));
+    }
+    spawn_crawl_dispatch(crawl_rx, shard_crawl_senders)?;
+    spawn_admin_applier(admin_rx, log.clone())?;
     let parts = SharedParts {
         regions: Arc::default(),
         state: Arc::clone(&state),
@@ -306,6 +329,11 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
                 .ingest_shard
                 .and_then(|s| rings.to_sequencer.get_mut(s))
                 .and_then(|(tx, _)| tx.take()),
+            crawl: roles
+                .ingest_shard
+                .and_then(|s| shard_crawls.get_mut(s))
+                .and_then(Option::take),
+            api: api.clone(),
             parts: parts.clone(),
             sequencer: if roles.sequencer {
                 sequencer_setup.take()
@@ -351,6 +379,8 @@ async fn run_core(setup: CoreSetup) {
         listener,
         hosts,
         ingest_sender,
+        crawl,
+        api,
         parts,
         sequencer,
         fanout_receiver,
@@ -372,11 +402,15 @@ async fn run_core(setup: CoreSetup) {
             listener,
             log.clone(),
             replay,
+            api,
         ))
         .detach();
     }
-    if let (Some(shard), Some(sender)) = (roles.ingest_shard, ingest_sender) {
-        glommio::spawn_local(run_ingest(shard, sender, hosts, identity, args, parts)).detach();
+    if let (Some(shard), Some(sender), Some(crawl)) = (roles.ingest_shard, ingest_sender, crawl) {
+        glommio::spawn_local(run_ingest(
+            shard, sender, hosts, identity, args, parts, crawl,
+        ))
+        .detach();
     }
     stop.notified().await;
 }
@@ -422,6 +456,7 @@ async fn run_fanout(
     listener: std::net::TcpListener,
     log: EventLog,
     replay: ReplayPool,
+    api: ApiShared,
 ) {
     let hub = match Hub::new(executor, HubConfig::new(), log, replay) {
         Ok(hub) => hub,
@@ -443,6 +478,7 @@ async fn run_fanout(
         "/xrpc/com.atproto.sync.subscribeRepos",
         hub.subscribe_repos(),
     );
+    crate::api::xrpc::register(&mut router, Rc::new(ApiContext::new(api)));
     http_server::serve(shared_listener(listener), Rc::new(router)).await;
 }
 
@@ -453,6 +489,7 @@ async fn run_ingest(
     identity: IdentityService,
     args: ServeArgs,
     parts: SharedParts,
+    crawl: flume::Receiver<CrawlRequest>,
 ) {
     let ring = sender.connect().await;
     let writer = match FrameWriter::new(RegionId::new(shard as u32), FrameRegionConfig::default()) {
@@ -493,34 +530,116 @@ async fn run_ingest(
         resolved_tx,
         ring,
     );
-    let frames_tx = Rc::new(frames_tx);
-    for UpstreamHost {
-        id: host_id,
-        url,
-        cursor,
-    } in hosts
-    {
-        let control = SessionControl::new(cursor);
-        let authority = authority_of(&url).unwrap_or_default();
-        verifier.add_host(host_id, HostEntry::new(authority, Rc::clone(&control)));
+    let sessions = Rc::new(Sessions {
+        shard,
+        writer,
+        tls,
+        out: Rc::new(frames_tx),
+        allow_plaintext: args.allow_plaintext,
+        running: RefCell::new(std::collections::HashSet::new()),
+    });
+    for host in hosts {
+        let control = SessionControl::new(host.cursor);
+        let authority = authority_of(&host.url).unwrap_or_default();
+        verifier.add_host(host.id, HostEntry::new(authority, Rc::clone(&control)));
+        sessions.start(host, control);
+    }
+    let (hosts_tx, hosts_rx) = local_channel::new_bounded(INGEST_UPSTREAM_QUEUE_FRAMES_MAX);
+    glommio::spawn_local(admit_crawled_hosts(
+        Rc::clone(&sessions),
+        crawl,
+        hosts_tx,
+        Arc::clone(&parts.state),
+        args,
+    ))
+    .detach();
+    drop(sessions);
+    verifier.run(frames_rx, resolved_rx, hosts_rx).await;
+}
+
+/// The upstream sessions of one ingest shard.
+struct Sessions {
+    shard: usize,
+    writer: Rc<RefCell<FrameWriter>>,
+    tls: Arc<rustls::ClientConfig>,
+    out: Rc<local_channel::LocalSender<crate::upstream::session::UpstreamFrame>>,
+    allow_plaintext: bool,
+    running: RefCell<std::collections::HashSet<HostId>>,
+}
+
+impl Sessions {
+    /// Start `host`'s session unless one runs.
+    fn start(self: &Rc<Self>, host: UpstreamHost, control: Rc<SessionControl>) {
+        if !self.running.borrow_mut().insert(host.id) {
+            return;
+        }
         let target = HostTarget {
-            host_id,
-            url,
-            allow_plaintext: args.allow_plaintext,
+            host_id: host.id,
+            url: host.url,
+            allow_plaintext: self.allow_plaintext,
         };
         let limits = SessionLimits {
-            shard: shard as u32,
+            shard: self.shard as u32,
             ..SessionLimits::default()
         };
-        let (writer, tls, out) = (Rc::clone(&writer), Arc::clone(&tls), Rc::clone(&frames_tx));
+        let sessions = Rc::clone(self);
         glommio::spawn_local(async move {
-            let reason = run_session(target, control, writer, tls, out, limits).await;
-            log::warn!("upstream session {} ended: {}", host_id.0, reason.reason());
+            let reason = run_session(
+                target,
+                control,
+                Rc::clone(&sessions.writer),
+                Arc::clone(&sessions.tls),
+                Rc::clone(&sessions.out),
+                limits,
+            )
+            .await;
+            sessions.running.borrow_mut().remove(&host.id);
+            log::warn!("upstream session {} ended: {}", host.id.0, reason.reason());
         })
         .detach();
     }
-    drop(frames_tx);
-    verifier.run(frames_rx, resolved_rx).await;
+}
+
+/// Hosts accepted by requestCrawl for this shard: registered with the verifier first,
+/// then subscribed from their stored cursor (or `--new-host-cursor`).
+async fn admit_crawled_hosts(
+    sessions: Rc<Sessions>,
+    crawl: flume::Receiver<CrawlRequest>,
+    verifier: local_channel::LocalSender<(HostId, HostEntry)>,
+    state: Arc<StateService>,
+    args: ServeArgs,
+) {
+    while let Ok(request) = crawl.recv_async().await {
+        let id = HostId(request.host_id);
+        if sessions.running.borrow().contains(&id) {
+            continue;
+        }
+        let stored = state.load_host(&request.hostname).await.ok().flatten();
+        let cursor = match stored.map(|h| h.last_seq) {
+            Some(seq) if seq > 0 => Some(seq),
+            _ => args.new_host_cursor,
+        };
+        let url = crawl_url(&request.hostname, args.allow_private_hosts);
+        let control = SessionControl::new(cursor);
+        let entry = HostEntry::new(request.hostname.clone(), Rc::clone(&control));
+        if verifier.send((id, entry)).await.is_err() {
+            return;
+        }
+        log::info!("crawling {url} (host {})", id.0);
+        sessions.start(UpstreamHost { id, url, cursor }, control);
+    }
+}
+
+/// The subscription URL of a crawled hostname: `wss://`, or `ws://` for an IP literal when
+/// private hosts are allowed (loopback tests).
+fn crawl_url(hostname: &str, allow_private_hosts: bool) -> String {
+    let host = hostname.rsplit_once(':').map_or(hostname, |(h, _)| h);
+    let literal = host.parse::<std::net::IpAddr>().is_ok();
+    if allow_private_hosts && literal {
+        format!("ws://{hostname}")
+    } else {
+        format!("wss://{hostname}")
+    }
 }
 
 /// This core's handle on the one listening socket: every fan-out core accepts on the same
@@ -591,4 +710,63 @@ async fn export_frame_counters(shard: usize, region: Arc<FrameRegion>) {
         frames.absolute(counters.frames_committed);
         glommio::timer::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// Hand each accepted requestCrawl host to the ingest shard that owns its hostname (one
+/// plain thread; the per-shard queues are bounded like the API's and a full one drops the
+/// request with a log line: requestCrawl may be repeated, the host is already stored).
+fn spawn_crawl_dispatch(
+    requests: flume::Receiver<CrawlRequest>,
+    shards: Vec<flume::Sender<CrawlRequest>>,
+) -> Result<(), ServeError> {
+    std::thread::Builder::new()
+        .name("relay-crawl".to_owned())
+        .spawn(move || {
+            for request in requests.iter() {
+                let shard = placement::shard_of_host(&request.hostname, shards.len());
+                if let Some(sender) = shards.get(shard)
+                    && sender.try_send(request).is_err()
+                {
+                    log::warn!("crawl request dropped: shard {shard}'s queue is full");
+                }
+            }
+        })
+        .map(drop)
+        .map_err(|e| ServeError::Spawn(format!("crawl dispatch: {e}")))
+}
+
+/// Apply admin changes that touch the event log: a takedown hides the account's events
+/// from replay from now on (a tombstone, no rewrite), a reversal lifts it. Host bans,
+/// limit changes and cursor resets are stored by the admin API and take effect on the
+/// data plane at the next start (live application is not built yet).
+fn spawn_admin_applier(
+    events: flume::Receiver<crate::admin::AdminEvent>,
+    log: EventLog,
+) -> Result<(), ServeError> {
+    use crate::admin::AdminEvent;
+    use crate::state::LocalStatus;
+    std::thread::Builder::new()
+        .name("relay-admin".to_owned())
+        .spawn(move || {
+            for event in events.iter() {
+                let AdminEvent::AccountStatusChanged { did, status, .. } = event else {
+                    log::info!("admin: {event:?} stored; applied at the next start");
+                    continue;
+                };
+                let account = crate::runtime::ingest::account_key_of(&did);
+                let Some(upto) = log.durable_seq().and_then(|seq| seq.next()) else {
+                    continue;
+                };
+                let applied = if status == LocalStatus::Takendown {
+                    log.take_down(account, upto)
+                } else {
+                    log.reverse_takedown(account, upto)
+                };
+                if let Err(e) = applied {
+                    log::error!("admin: {did} {status:?}: {e}");
+                }
+            }
+        })
+        .map(drop)
+        .map_err(|e| ServeError::Spawn(format!("admin applier: {e}")))
 }

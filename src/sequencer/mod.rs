@@ -18,7 +18,6 @@ use crate::frame::event::encode_seq_patch;
 use crate::runtime::frames::{FrameBufferError, FrameHandle, OutFrame};
 use crate::verify::rules::{Verified, VerifiedKind};
 use std::fmt;
-use std::sync::Arc;
 
 /// Event-log record kind of a relayed `#commit`.
 pub const RECORD_KIND_COMMIT: u16 = 1;
@@ -160,26 +159,5 @@ impl Sequencer {
             account_key,
             kind,
         })
-    }
-}
-
-/// A sequenced frame shared between the log writer and the consumers: the writer holds one
-/// reference until the record is durable, every live consumer another, and the frame's
-/// segment is reclaimed when the last one drops.
-impl GatherRecord for Arc<Sequenced> {
-    fn seq(&self) -> Seq {
-        self.seq
-    }
-
-    fn account_key(&self) -> AccountKey {
-        self.account_key
-    }
-
-    fn kind(&self) -> RecordKind {
-        record_kind(self.kind)
-    }
-
-    fn slices(&self) -> impl Iterator<Item = &[u8]> {
-        self.out.slices().into_iter()
     }
 }

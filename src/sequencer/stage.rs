@@ -60,7 +60,7 @@ pub struct Admitted {
 }
 
 /// A durable frame as fan-out cores receive it.
-pub type Published = Arc<Sequenced>;
+pub type Published = Sequenced;
 
 /// Called on the sequencer core for each frame once it is durable (host cursors, state).
 pub type OnPublished = Box<dyn Fn(&Sequenced, &Origin)>;
@@ -172,7 +172,7 @@ impl SequencerStage {
         let sequenced = {
             let mut inner = self.inner.borrow_mut();
             match inner.sequencer.assign(verified, account_key) {
-                Ok(sequenced) => Arc::new(sequenced),
+                Ok(sequenced) => sequenced,
                 Err(e) => {
                     metrics::counter!("relay_sequencer_failures_total", "reason" => e.reason())
                         .increment(1);
