@@ -100,25 +100,6 @@ fn every_hostile_mode_is_refused_with_its_reason_and_valid_traffic_flows() {
     let counters = fleet.counters();
     let passing = counters.valid + counters.hostile_of(HostileMode::BrokenSince);
 
-    // Wait until the relay has judged everything the fleet emitted.
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let scraped = scrape(relay.metrics_listen);
-        let judged: u64 = scraped
-            .iter()
-            .filter(|((metric, _), _)| {
-                metric == "relay_verify_rejections_total"
-                    || metric == "relay_upstream_skipped_messages_total"
-                    || metric == "relay_sequencer_frames_total"
-            })
-            .map(|(_, v)| *v)
-            .sum();
-        if judged >= counters.emitted || std::time::Instant::now() > deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-
     let mut config = TailConfig::new(&format!("ws://{}", relay.listen), &fleet.plc_url());
     config.cursor = Some(0);
     config.allow_http = true;
@@ -126,24 +107,44 @@ fn every_hostile_mode_is_refused_with_its_reason_and_valid_traffic_flows() {
     config.idle_timeout = Duration::from_secs(20);
     let report = run_tail(config).unwrap();
 
-    let scraped = scrape(relay.metrics_listen);
-    let count = |metric: &str, reason: &str| {
-        scraped
-            .get(&(metric.to_owned(), reason.to_owned()))
-            .copied()
-            .unwrap_or(0)
-    };
     let mut expected: BTreeMap<&str, u64> = BTreeMap::new();
     for mode in &modes {
         if let Some(reason) = relay_reason(*mode) {
             *expected.entry(reason).or_insert(0) += counters.hostile_of(*mode);
         }
     }
-    let got_of = |reason: &str| match reason.strip_prefix("upstream_skipped:") {
-        Some(read_reason) => count("relay_upstream_skipped_messages_total", read_reason),
-        None => count("relay_verify_rejections_total", reason),
+    // The relay judges asynchronously: poll its counters until they settle on the
+    // expected values (or a deadline, after which the assertion shows what differs).
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let (scraped, got) = loop {
+        let scraped = scrape(relay.metrics_listen);
+        let count = |metric: &str, reason: &str| {
+            scraped
+                .get(&(metric.to_owned(), reason.to_owned()))
+                .copied()
+                .unwrap_or(0)
+        };
+        let got: BTreeMap<&str, u64> = expected
+            .keys()
+            .map(|reason| {
+                let value = match reason.strip_prefix("upstream_skipped:") {
+                    Some(read) => count("relay_upstream_skipped_messages_total", read),
+                    None => count("relay_verify_rejections_total", reason),
+                };
+                (*reason, value)
+            })
+            .collect();
+        if got == expected || std::time::Instant::now() > deadline {
+            break (scraped, got);
+        }
+        std::thread::sleep(Duration::from_millis(250));
     };
-    let got: BTreeMap<&str, u64> = expected.keys().map(|r| (*r, got_of(r))).collect();
+    let count = |metric: &str, reason: &str| {
+        scraped
+            .get(&(metric.to_owned(), reason.to_owned()))
+            .copied()
+            .unwrap_or(0)
+    };
     let all_rejections: Vec<_> = scraped
         .iter()
         .filter(|((metric, _), _)| metric.contains("rejections") || metric.contains("skipped"))

@@ -567,3 +567,9 @@ pub const API_CRAWL_QUEUE_ENTRIES_MAX: usize = 1024;
 /// admin call (already applied to the store) answers 503 and the operator repeats it;
 /// every admin call is idempotent.
 pub const API_ADMIN_EVENT_QUEUE_ENTRIES_MAX: usize = 1024;
+
+// ---- runtime::serve (admin) ----
+
+/// Account status changes queued from the admin API to each ingest shard. When one is
+/// full the change is logged and applied at the next start (the store already holds it).
+pub const ADMIN_STATUS_QUEUE_ENTRIES_MAX: usize = 1024;

@@ -34,7 +34,7 @@ use crate::identity::service::{IdentityService, Resolved};
 use crate::runtime::frames::FrameHandle;
 use crate::runtime::resume::TailStates;
 use crate::sequencer::stage::{Admitted, Origin};
-use crate::state::{AccountRecord, StateService};
+use crate::state::{AccountRecord, LocalStatus, StateService, UpstreamStatus};
 use crate::upstream::session::{SessionControl, UpstreamFrame};
 use crate::upstream::target::HostId;
 use crate::verify::rules::{
@@ -85,6 +85,10 @@ struct Account {
     account_key: AccountKey,
     uid: Option<u64>,
     refreshed_at: Option<Instant>,
+    /// The relay's own decision (takedown, suspension), from the store and the admin API.
+    local_status: LocalStatus,
+    /// Whether the host's last `#account` said the account is active.
+    upstream_active: bool,
 }
 
 #[derive(Default)]
@@ -191,13 +195,23 @@ impl IngestShard {
         frames: LocalReceiver<UpstreamFrame>,
         resolved: LocalReceiver<Resolution>,
         hosts: LocalReceiver<(HostId, HostEntry)>,
+        statuses: flume::Receiver<(String, LocalStatus)>,
     ) {
         loop {
             let work = futures_lite::future::or(
                 async { resolved.recv().await.map(Work::Resolved) },
                 futures_lite::future::or(
                     async { hosts.recv().await.map(|(id, entry)| Work::Host(id, entry)) },
-                    async { frames.recv().await.map(Work::Frame) },
+                    futures_lite::future::or(
+                        async {
+                            match statuses.recv_async().await {
+                                Ok((did, status)) => Some(Work::Status(did, status)),
+                                // No admin API any more: nothing will come; never end here.
+                                Err(_) => std::future::pending().await,
+                            }
+                        },
+                        async { frames.recv().await.map(Work::Frame) },
+                    ),
                 ),
             )
             .await;
@@ -205,6 +219,7 @@ impl IngestShard {
                 Some(Work::Frame(frame)) => self.on_frame(frame).await,
                 Some(Work::Resolved(resolution)) => self.on_resolved(resolution).await,
                 Some(Work::Host(id, entry)) => self.add_host(id, entry),
+                Some(Work::Status(did, status)) => self.set_local_status(&did, status),
                 None => return,
             }
         }
@@ -349,6 +364,12 @@ impl IngestShard {
             }
             return;
         }
+        if matches!(peek.kind, Kind::Commit | Kind::Sync)
+            && let Some(reason) = self.status_refusal(&did)
+        {
+            self.reject(reason);
+            return;
+        }
         let policy = Policy {
             now_micros: now_micros(),
             strict: self.strict,
@@ -415,6 +436,9 @@ impl IngestShard {
         let account_key = account_key.unwrap_or_else(|| account_key_of(did));
         let next_state = verified.next_state();
         let desynchronized = verified.desynchronized();
+        if peek.kind == Kind::Account {
+            self.record_upstream_status(did, verified.frame());
+        }
         if peek.kind == Kind::Identity {
             // The identity changed: forget the key and the PDS; the next commit resolves.
             self.identity.purge(did);
@@ -446,6 +470,55 @@ impl IngestShard {
         };
         if self.ring.send(admitted).await.is_err() {
             self.reject("sequencer_stopped");
+        }
+    }
+
+    /// Why an account's commits are refused now, if they are: the relay took it down or
+    /// suspended it, or its host said it is not active.
+    fn status_refusal(&self, did: &str) -> Option<&'static str> {
+        let account = self.accounts.get(did)?.account.as_ref()?;
+        match account.local_status {
+            LocalStatus::Takendown => Some("account_takendown"),
+            LocalStatus::Suspended => Some("account_suspended"),
+            _ if !account.upstream_active => Some("account_inactive"),
+            _ => None,
+        }
+    }
+
+    /// An `#account` event passed: remember the host's word and store it.
+    fn record_upstream_status(&mut self, did: &str, frame: &FrameHandle) {
+        let Ok(decoded) = Frame::decode(frame.as_bytes()) else {
+            return;
+        };
+        let Event::Account(event) = decoded.event() else {
+            return;
+        };
+        let status = if event.active() {
+            UpstreamStatus::Active
+        } else {
+            event
+                .status()
+                .and_then(UpstreamStatus::from_label)
+                .unwrap_or(UpstreamStatus::Unknown)
+        };
+        let Some(account) = self.accounts.get_mut(did).and_then(|s| s.account.as_mut()) else {
+            return;
+        };
+        account.upstream_active = event.active();
+        if let Some(uid) = account.uid {
+            // Written by the state thread; a failure is counted there and healed by the
+            // next `#account` of the account.
+            drop(
+                self.state
+                    .call(move |store| store.set_upstream_status(uid, status)),
+            );
+        }
+    }
+
+    /// The admin API changed the relay's own status of an account.
+    pub fn set_local_status(&mut self, did: &str, status: LocalStatus) {
+        if let Some(account) = self.accounts.get_mut(did).and_then(|s| s.account.as_mut()) {
+            account.local_status = status;
         }
     }
 
@@ -633,9 +706,20 @@ impl IngestShard {
             .account
             .as_ref()
             .map_or((None, None, None), |a| (a.state, a.refreshed_at, a.uid));
+        let (mut local_status, mut upstream_active) = slot
+            .account
+            .as_ref()
+            .map_or((LocalStatus::Active, true), |a| {
+                (a.local_status, a.upstream_active)
+            });
         if let Some(record) = record {
             uid = Some(record.uid);
             state = newest(state, stored_state(&record));
+            local_status = record.local_status;
+            upstream_active = matches!(
+                record.upstream_status,
+                UpstreamStatus::Active | UpstreamStatus::Unknown
+            );
         }
         state = newest(state, self.tail.get(did).copied());
         slot.account = Some(Account {
@@ -645,6 +729,8 @@ impl IngestShard {
             account_key: account_key_of(did),
             uid,
             refreshed_at,
+            local_status,
+            upstream_active,
         });
         Ok(())
     }
@@ -675,6 +761,7 @@ enum Work {
     Frame(UpstreamFrame),
     Resolved(Resolution),
     Host(HostId, HostEntry),
+    Status(String, LocalStatus),
 }
 
 fn repeek(frame: &FrameHandle) -> Option<Peek> {

@@ -12,7 +12,8 @@
 use crate::api::server::{self as http_server, Router};
 use crate::api::xrpc::{ApiContext, ApiShared, CrawlRequest};
 use crate::config::limits::{
-    FANOUT_RING_SLOTS_MAX, INGEST_UPSTREAM_QUEUE_FRAMES_MAX, SEQUENCER_RING_SLOTS_MAX,
+    ADMIN_STATUS_QUEUE_ENTRIES_MAX, FANOUT_RING_SLOTS_MAX, INGEST_UPSTREAM_QUEUE_FRAMES_MAX,
+    SEQUENCER_RING_SLOTS_MAX,
 };
 use crate::config::{ServeArgs, Validation};
 use crate::eventlog::{EventLog, EventLogConfig, OnDurable};
@@ -25,7 +26,7 @@ use crate::runtime::placement::{self, CoreRoles};
 use crate::runtime::resume::{TailStates, account_states_from_tail};
 use crate::sequencer::Sequencer;
 use crate::sequencer::stage::{Admitted, Published, SequencerStage};
-use crate::state::{StateConfig, StateService};
+use crate::state::{LocalStatus, StateConfig, StateService};
 use crate::upstream::session::{SessionControl, SessionLimits, run_session};
 use crate::upstream::target::{HostId, HostTarget};
 use crate::upstream::tls::client_tls_config;
@@ -145,6 +146,7 @@ struct CoreSetup {
     hosts: Vec<UpstreamHost>,
     ingest_sender: Option<SharedSender<Admitted>>,
     crawl: Option<flume::Receiver<CrawlRequest>>,
+    statuses: Option<flume::Receiver<(String, LocalStatus)>>,
     api: ApiShared,
     parts: SharedParts,
     sequencer: Option<SequencerSetup>,
@@ -229,13 +231,18 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
     };
     let mut shard_crawls = Vec::new();
     let mut shard_crawl_senders = Vec::new();
+    let mut shard_statuses = Vec::new();
+    let mut shard_status_senders = Vec::new();
     for _ in 0..shards {
         let (tx, rx) = crate::api::xrpc::crawl_channel();
         shard_crawl_senders.push(tx);
         shard_crawls.push(Some(rx));
+        let (tx, rx) = flume::bounded(ADMIN_STATUS_QUEUE_ENTRIES_MAX);
+        shard_status_senders.push(tx);
+        shard_statuses.push(Some(rx));
     }
     spawn_crawl_dispatch(crawl_rx, shard_crawl_senders)?;
-    spawn_admin_applier(admin_rx, log.clone())?;
+    spawn_admin_applier(admin_rx, log.clone(), shard_status_senders)?;
     let parts = SharedParts {
         regions: Arc::default(),
         state: Arc::clone(&state),
@@ -333,6 +340,10 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
                 .ingest_shard
                 .and_then(|s| shard_crawls.get_mut(s))
                 .and_then(Option::take),
+            statuses: roles
+                .ingest_shard
+                .and_then(|s| shard_statuses.get_mut(s))
+                .and_then(Option::take),
             api: api.clone(),
             parts: parts.clone(),
             sequencer: if roles.sequencer {
@@ -380,6 +391,7 @@ async fn run_core(setup: CoreSetup) {
         hosts,
         ingest_sender,
         crawl,
+        statuses,
         api,
         parts,
         sequencer,
@@ -406,11 +418,15 @@ async fn run_core(setup: CoreSetup) {
         ))
         .detach();
     }
-    if let (Some(shard), Some(sender), Some(crawl)) = (roles.ingest_shard, ingest_sender, crawl) {
-        glommio::spawn_local(run_ingest(
-            shard, sender, hosts, identity, args, parts, crawl,
-        ))
-        .detach();
+    if let (Some(shard), Some(sender), Some(crawl), Some(statuses)) =
+        (roles.ingest_shard, ingest_sender, crawl, statuses)
+    {
+        let inputs = IngestInputs {
+            hosts,
+            crawl,
+            statuses,
+        };
+        glommio::spawn_local(run_ingest(shard, sender, inputs, identity, args, parts)).detach();
     }
     stop.notified().await;
 }
@@ -482,15 +498,26 @@ async fn run_fanout(
     http_server::serve(shared_listener(listener), Rc::new(router)).await;
 }
 
+/// What feeds one ingest shard besides its sockets.
+struct IngestInputs {
+    hosts: Vec<UpstreamHost>,
+    crawl: flume::Receiver<CrawlRequest>,
+    statuses: flume::Receiver<(String, LocalStatus)>,
+}
+
 async fn run_ingest(
     shard: usize,
     sender: SharedSender<Admitted>,
-    hosts: Vec<UpstreamHost>,
+    inputs: IngestInputs,
     identity: IdentityService,
     args: ServeArgs,
     parts: SharedParts,
-    crawl: flume::Receiver<CrawlRequest>,
 ) {
+    let IngestInputs {
+        hosts,
+        crawl,
+        statuses,
+    } = inputs;
     let ring = sender.connect().await;
     let writer = match FrameWriter::new(RegionId::new(shard as u32), FrameRegionConfig::default()) {
         Ok(writer) => {
@@ -554,7 +581,9 @@ async fn run_ingest(
     ))
     .detach();
     drop(sessions);
-    verifier.run(frames_rx, resolved_rx, hosts_rx).await;
+    verifier
+        .run(frames_rx, resolved_rx, hosts_rx, statuses)
+        .await;
 }
 
 /// The upstream sessions of one ingest shard.
@@ -742,9 +771,9 @@ fn spawn_crawl_dispatch(
 fn spawn_admin_applier(
     events: flume::Receiver<crate::admin::AdminEvent>,
     log: EventLog,
+    shards: Vec<flume::Sender<(String, LocalStatus)>>,
 ) -> Result<(), ServeError> {
     use crate::admin::AdminEvent;
-    use crate::state::LocalStatus;
     std::thread::Builder::new()
         .name("relay-admin".to_owned())
         .spawn(move || {
@@ -753,6 +782,14 @@ fn spawn_admin_applier(
                     log::info!("admin: {event:?} stored; applied at the next start");
                     continue;
                 };
+                // Every shard: the account's frames are refused from now on wherever
+                // they arrive (a full queue is logged; the store has the status and a
+                // restart applies it).
+                for shard in &shards {
+                    if shard.try_send((did.clone(), status)).is_err() {
+                        log::warn!("admin: status of {did} not sent to a busy ingest shard");
+                    }
+                }
                 let account = crate::runtime::ingest::account_key_of(&did);
                 let Some(upto) = log.durable_seq().and_then(|seq| seq.next()) else {
                     continue;
