@@ -573,3 +573,9 @@ pub const API_ADMIN_EVENT_QUEUE_ENTRIES_MAX: usize = 1024;
 /// Account status changes queued from the admin API to each ingest shard. When one is
 /// full the change is logged and applied at the next start (the store already holds it).
 pub const ADMIN_STATUS_QUEUE_ENTRIES_MAX: usize = 1024;
+
+/// How long the admin applier waits between telling the ingest shards that an account is
+/// taken down and writing its tombstone, in milliseconds: frames verified just before the
+/// change are durable well within it (group commit is `EVENTLOG_FSYNC_INTERVAL_MICROS_MAX`),
+/// so the tombstone hides them too.
+pub const ADMIN_TAKEDOWN_SETTLE_MILLIS: u64 = 200;

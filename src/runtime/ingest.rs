@@ -29,11 +29,13 @@ use crate::config::limits::{
     INGEST_PARKED_FRAMES_PER_ACCOUNT_MAX,
 };
 use crate::eventlog::AccountKey;
-use crate::frame::event::{Event, Frame};
+use crate::frame::event::{AccountEventOwned, Event, Frame};
 use crate::identity::service::{IdentityService, Resolved};
+use crate::runtime::frames::FrameBufferError;
 use crate::runtime::frames::FrameHandle;
 use crate::runtime::resume::TailStates;
 use crate::sequencer::stage::{Admitted, Origin};
+use crate::sim::account::rfc3339_micros;
 use crate::state::{AccountRecord, LocalStatus, StateService, UpstreamStatus};
 use crate::upstream::session::{SessionControl, UpstreamFrame};
 use crate::upstream::target::HostId;
@@ -134,6 +136,7 @@ pub struct IngestShard {
     resolved_tx: Rc<LocalSender<Resolution>>,
     ring: ConnectedSender<Admitted>,
     scratch: VerifyScratch,
+    writer: Option<Rc<std::cell::RefCell<crate::runtime::frames::FrameWriter>>>,
 }
 
 /// What a shard is built from.
@@ -178,6 +181,7 @@ impl IngestShard {
             resolved_tx: Rc::new(resolved_tx),
             ring,
             scratch: VerifyScratch::new(),
+            writer: None,
         }
     }
 
@@ -219,7 +223,7 @@ impl IngestShard {
                 Some(Work::Frame(frame)) => self.on_frame(frame).await,
                 Some(Work::Resolved(resolution)) => self.on_resolved(resolution).await,
                 Some(Work::Host(id, entry)) => self.add_host(id, entry),
-                Some(Work::Status(did, status)) => self.set_local_status(&did, status),
+                Some(Work::Status(did, status)) => self.set_local_status(&did, status).await,
                 None => return,
             }
         }
@@ -515,11 +519,79 @@ impl IngestShard {
         }
     }
 
-    /// The admin API changed the relay's own status of an account.
-    pub fn set_local_status(&mut self, did: &str, status: LocalStatus) {
+    /// The admin API changed the relay's own status of an account: refuse (or accept
+    /// again) its commits here, and — on the shard that announces (shard 0) — send the
+    /// relay's own `#account` event saying so, sequenced like any other.
+    pub async fn set_local_status(&mut self, did: &str, status: LocalStatus) {
         if let Some(account) = self.accounts.get_mut(did).and_then(|s| s.account.as_mut()) {
             account.local_status = status;
         }
+        if self.shard == 0 {
+            self.announce_status(did, status).await;
+        }
+    }
+
+    /// The relay's `#account` event for `did`: built here (it comes from no host), placed
+    /// in this core's frame buffer, judged by the same `#account` rule, then sequenced.
+    async fn announce_status(&mut self, did: &str, status: LocalStatus) {
+        let Some(writer) = self.writer.clone() else {
+            return;
+        };
+        let event = AccountEventOwned {
+            seq: 1,
+            did: did.to_owned(),
+            time: rfc3339_micros(now_micros()),
+            active: status == LocalStatus::Active,
+            status: (status != LocalStatus::Active).then(|| status.as_str().to_owned()),
+        };
+        let mut bytes = Vec::new();
+        event.encode_frame(&mut bytes);
+        let handle = loop {
+            let placed = writer.borrow_mut().place_frame(&bytes);
+            match placed {
+                Ok(handle) => break handle,
+                Err(FrameBufferError::Backpressure) => {
+                    writer.borrow_mut().poll_reclaim();
+                    glommio::timer::sleep(Duration::from_millis(1)).await;
+                }
+                Err(e) => {
+                    self.reject(e.reason());
+                    return;
+                }
+            }
+        };
+        let verified = match verify_status_frame(handle) {
+            Ok(verified) => verified,
+            Err((_, rejection)) => {
+                self.reject(rejection.reason());
+                return;
+            }
+        };
+        // The relay's own status events have a key of their own, so the takedown's
+        // tombstone (which hides the account's events at replay) does not hide them.
+        let admitted = Admitted {
+            verified,
+            account_key: relay_status_key_of(did),
+            origin: Origin {
+                shard: self.shard,
+                host_id: 0,
+                upstream_seq: 0,
+                uid: None,
+                next_state: None,
+                desynchronized: false,
+            },
+        };
+        if self.ring.send(admitted).await.is_err() {
+            self.reject("sequencer_stopped");
+        }
+    }
+
+    /// The core's frame buffer, for events the relay writes itself.
+    pub fn set_writer(
+        &mut self,
+        writer: Rc<std::cell::RefCell<crate::runtime::frames::FrameWriter>>,
+    ) {
+        self.writer = Some(writer);
     }
 
     fn host_is_authority(&self, did: &str, host: HostId) -> bool {
@@ -810,6 +882,12 @@ pub fn authority_of(url: &str) -> Option<String> {
             .map(str::to_owned)
             .unwrap_or(authority),
     )
+}
+
+/// The log's key of the relay's own status events about `did`: a second FNV-1a 64 (of a
+/// prefix and the DID), never equal to the account's own key in practice.
+pub fn relay_status_key_of(did: &str) -> AccountKey {
+    account_key_of(&format!("relay-status:{did}"))
 }
 
 /// The log's account key of a DID: FNV-1a 64 of its bytes. Takedowns match on it.

@@ -12,11 +12,11 @@
 use crate::api::server::{self as http_server, Router};
 use crate::api::xrpc::{ApiContext, ApiShared, CrawlRequest};
 use crate::config::limits::{
-    ADMIN_STATUS_QUEUE_ENTRIES_MAX, FANOUT_RING_SLOTS_MAX, INGEST_UPSTREAM_QUEUE_FRAMES_MAX,
-    SEQUENCER_RING_SLOTS_MAX,
+    ADMIN_STATUS_QUEUE_ENTRIES_MAX, ADMIN_TAKEDOWN_SETTLE_MILLIS, FANOUT_RING_SLOTS_MAX,
+    INGEST_UPSTREAM_QUEUE_FRAMES_MAX, SEQUENCER_RING_SLOTS_MAX,
 };
 use crate::config::{ServeArgs, Validation};
-use crate::eventlog::{EventLog, EventLogConfig, OnDurable};
+use crate::eventlog::{AccountKey, EventLog, EventLogConfig, OnDurable};
 use crate::fanout::{Hub, HubConfig, ReplayPool};
 use crate::identity::service::{IdentityConfig, IdentityService};
 use crate::runtime::frames::{FrameRegion, FrameRegionConfig, FrameWriter, RegionId};
@@ -147,6 +147,7 @@ struct CoreSetup {
     ingest_sender: Option<SharedSender<Admitted>>,
     crawl: Option<flume::Receiver<CrawlRequest>>,
     statuses: Option<flume::Receiver<(String, LocalStatus)>>,
+    hides: Option<flume::Receiver<(AccountKey, bool)>>,
     api: ApiShared,
     parts: SharedParts,
     sequencer: Option<SequencerSetup>,
@@ -242,7 +243,19 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         shard_statuses.push(Some(rx));
     }
     spawn_crawl_dispatch(crawl_rx, shard_crawl_senders)?;
-    spawn_admin_applier(admin_rx, log.clone(), shard_status_senders)?;
+    let mut fanout_hides = Vec::new();
+    let mut fanout_hide_senders = Vec::new();
+    for _ in 0..fanout_cores {
+        let (tx, rx) = flume::bounded(ADMIN_STATUS_QUEUE_ENTRIES_MAX);
+        fanout_hide_senders.push(tx);
+        fanout_hides.push(Some(rx));
+    }
+    spawn_admin_applier(
+        admin_rx,
+        log.clone(),
+        shard_status_senders,
+        fanout_hide_senders,
+    )?;
     let parts = SharedParts {
         regions: Arc::default(),
         state: Arc::clone(&state),
@@ -344,6 +357,13 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
                 .ingest_shard
                 .and_then(|s| shard_statuses.get_mut(s))
                 .and_then(Option::take),
+            hides: if roles.fanout {
+                fanout_hides
+                    .get_mut(fanout_index - 1)
+                    .and_then(Option::take)
+            } else {
+                None
+            },
             api: api.clone(),
             parts: parts.clone(),
             sequencer: if roles.sequencer {
@@ -392,6 +412,7 @@ async fn run_core(setup: CoreSetup) {
         ingest_sender,
         crawl,
         statuses,
+        hides,
         api,
         parts,
         sequencer,
@@ -415,6 +436,7 @@ async fn run_core(setup: CoreSetup) {
             log.clone(),
             replay,
             api,
+            hides,
         ))
         .detach();
     }
@@ -473,6 +495,7 @@ async fn run_fanout(
     log: EventLog,
     replay: ReplayPool,
     api: ApiShared,
+    hides: Option<flume::Receiver<(AccountKey, bool)>>,
 ) {
     let hub = match Hub::new(executor, HubConfig::new(), log, replay) {
         Ok(hub) => hub,
@@ -489,6 +512,19 @@ async fn run_fanout(
         }
     })
     .detach();
+    if let Some(hides) = hides {
+        let hub = Rc::clone(&hub);
+        glommio::spawn_local(async move {
+            while let Ok((account, hidden)) = hides.recv_async().await {
+                if hidden {
+                    hub.hide_account(account);
+                } else {
+                    hub.unhide_account(account);
+                }
+            }
+        })
+        .detach();
+    }
     let mut router = Router::new(env!("CARGO_PKG_VERSION"));
     router.websocket(
         "/xrpc/com.atproto.sync.subscribeRepos",
@@ -557,6 +593,7 @@ async fn run_ingest(
         resolved_tx,
         ring,
     );
+    verifier.set_writer(Rc::clone(&writer));
     let sessions = Rc::new(Sessions {
         shard,
         writer,
@@ -772,6 +809,7 @@ fn spawn_admin_applier(
     events: flume::Receiver<crate::admin::AdminEvent>,
     log: EventLog,
     shards: Vec<flume::Sender<(String, LocalStatus)>>,
+    fanout: Vec<flume::Sender<(AccountKey, bool)>>,
 ) -> Result<(), ServeError> {
     use crate::admin::AdminEvent;
     std::thread::Builder::new()
@@ -790,7 +828,19 @@ fn spawn_admin_applier(
                         log::warn!("admin: status of {did} not sent to a busy ingest shard");
                     }
                 }
+                // Frames the shards verified before the change reach the log within a
+                // group commit; wait that out so the tombstone covers them too.
+                std::thread::sleep(Duration::from_millis(ADMIN_TAKEDOWN_SETTLE_MILLIS));
                 let account = crate::runtime::ingest::account_key_of(&did);
+                // Live rings hold recent frames that the log's tombstone does not see.
+                for core in &fanout {
+                    if core
+                        .try_send((account, status == LocalStatus::Takendown))
+                        .is_err()
+                    {
+                        log::warn!("admin: {did} not hidden on a busy fan-out core");
+                    }
+                }
                 let Some(upto) = log.durable_seq().and_then(|seq| seq.next()) else {
                     continue;
                 };

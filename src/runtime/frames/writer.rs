@@ -187,6 +187,20 @@ impl FrameWriter {
         self.open_slot(segment, start, len)
     }
 
+    /// Place a frame the relay built itself (its own `#account` events) in a fresh slot.
+    /// This writes new bytes; it is not a copy of received ones, so `bytes_copied` does
+    /// not count it.
+    pub fn place_frame(&mut self, bytes: &[u8]) -> Result<FrameHandle, FrameBufferError> {
+        let mut slot = self.reserve(bytes.len())?;
+        let window = slot
+            .unfilled_mut()
+            .get_mut(..bytes.len())
+            .ok_or(FrameBufferError::OutOfRegion)?;
+        window.copy_from_slice(bytes);
+        slot.advance(bytes.len())?;
+        self.commit(slot, bytes.len())
+    }
+
     /// Seal the first `used_len` filled bytes of `slot` as a frame. The rest of the window
     /// is given back when the slot was the last one placed in the active segment.
     pub fn commit(
