@@ -17,19 +17,33 @@ use std::sync::atomic::{AtomicU64, Ordering};
 struct Counting;
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+/// Allocations made by the thread that runs the data-plane steps (buffer → rules →
+/// sequencer → append), apart from the log writer thread.
+static PATH_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static ON_PATH: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn count(n: u64) {
+    ALLOCATIONS.fetch_add(n, Ordering::Relaxed);
+    if ON_PATH.try_with(|on| on.get()).unwrap_or(false) {
+        PATH_ALLOCATIONS.fetch_add(n, Ordering::Relaxed);
+    }
+}
 
 // SAFETY: forwards to the system allocator; only counts.
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count(1);
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count(1);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -41,9 +55,10 @@ const NOW: u64 = 1_763_800_000_000_000;
 const FRAMES: usize = 2_000;
 const WARM_UP: usize = 200;
 
-/// Upper bound on the measured figure (allocations per frame, all threads): the test
-/// guards the recorded number from regressions.
-const ALLOCATIONS_PER_FRAME_MAX: f64 = 1.0;
+/// Upper bound on the all-threads figure: the log writer's per-batch bookkeeping, which
+/// is below one per frame in a release build and about one in a debug build (where
+/// batches are small). The data-plane thread itself allocates only when a reusable buffer grows.
+const ALLOCATIONS_PER_FRAME_MAX: f64 = 1.5;
 
 #[test]
 fn allocations_per_frame_on_the_ingest_path() {
@@ -80,6 +95,7 @@ fn allocations_per_frame_on_the_ingest_path() {
     for (index, bytes) in frames.iter().enumerate() {
         if index == WARM_UP {
             counted_from = ALLOCATIONS.load(Ordering::Relaxed);
+            ON_PATH.with(|on| on.set(true));
         }
         let mut slot = loop {
             match writer.reserve(bytes.len()) {
@@ -101,12 +117,18 @@ fn allocations_per_frame_on_the_ingest_path() {
         let sequenced = sequencer.assign(verified, AccountKey::new(1)).unwrap();
         appender.append(sequenced).unwrap();
     }
+    ON_PATH.with(|on| on.set(false));
     appender.close().unwrap();
     let counted = ALLOCATIONS.load(Ordering::Relaxed) - counted_from;
+    let on_path = PATH_ALLOCATIONS.load(Ordering::Relaxed);
     let per_frame = counted as f64 / (FRAMES - WARM_UP) as f64;
     println!(
-        "suite allocations per frame (buffer → rules → sequencer → log): {per_frame:.2} over {} frames",
+        "suite allocations per frame (buffer → rules → sequencer → log): {per_frame:.2} on all threads, {on_path} in all on the data-plane thread, over {} frames",
         FRAMES - WARM_UP
+    );
+    assert_eq!(
+        on_path, 0,
+        "the data-plane thread allocated in steady state"
     );
     assert!(
         per_frame <= ALLOCATIONS_PER_FRAME_MAX,
