@@ -579,3 +579,7 @@ pub const ADMIN_STATUS_QUEUE_ENTRIES_MAX: usize = 1024;
 /// change are durable well within it (group commit is `EVENTLOG_FSYNC_INTERVAL_MICROS_MAX`),
 /// so the tombstone hides them too.
 pub const ADMIN_TAKEDOWN_SETTLE_MILLIS: u64 = 200;
+
+/// How often `relay serve` runs event-log retention, in seconds. Segments are deleted
+/// whole, so a minute of lateness costs at most a minute of extra disk.
+pub const EVENTLOG_RETENTION_INTERVAL_SECS: u64 = 60;

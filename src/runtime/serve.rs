@@ -12,8 +12,8 @@
 use crate::api::server::{self as http_server, Router};
 use crate::api::xrpc::{ApiContext, ApiShared, CrawlRequest};
 use crate::config::limits::{
-    ADMIN_STATUS_QUEUE_ENTRIES_MAX, ADMIN_TAKEDOWN_SETTLE_MILLIS, FANOUT_RING_SLOTS_MAX,
-    INGEST_UPSTREAM_QUEUE_FRAMES_MAX, SEQUENCER_RING_SLOTS_MAX,
+    ADMIN_STATUS_QUEUE_ENTRIES_MAX, ADMIN_TAKEDOWN_SETTLE_MILLIS, EVENTLOG_RETENTION_INTERVAL_SECS,
+    FANOUT_RING_SLOTS_MAX, INGEST_UPSTREAM_QUEUE_FRAMES_MAX, SEQUENCER_RING_SLOTS_MAX,
 };
 use crate::config::{ServeArgs, Validation};
 use crate::eventlog::{AccountKey, EventLog, EventLogConfig, OnDurable};
@@ -243,6 +243,7 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         shard_statuses.push(Some(rx));
     }
     spawn_crawl_dispatch(crawl_rx, shard_crawl_senders)?;
+    spawn_retention(log.clone())?;
     let mut fanout_hides = Vec::new();
     let mut fanout_hide_senders = Vec::new();
     for _ in 0..fanout_cores {
@@ -856,4 +857,23 @@ fn spawn_admin_applier(
         })
         .map(drop)
         .map_err(|e| ServeError::Spawn(format!("admin applier: {e}")))
+}
+
+/// Retention on its own thread (it deletes files): every `EVENTLOG_RETENTION_INTERVAL_SECS`
+/// whole sealed segments older than the replay window, or beyond the log's byte bound, are
+/// deleted. Never a rewrite.
+fn spawn_retention(log: EventLog) -> Result<(), ServeError> {
+    std::thread::Builder::new()
+        .name("relay-retention".to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_secs(EVENTLOG_RETENTION_INTERVAL_SECS));
+                match log.enforce_retention(std::time::SystemTime::now()) {
+                    Ok(report) => log::debug!("retention: {report:?}"),
+                    Err(e) => log::error!("retention: {e}"),
+                }
+            }
+        })
+        .map(drop)
+        .map_err(|e| ServeError::Spawn(format!("retention: {e}")))
 }
