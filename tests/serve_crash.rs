@@ -172,6 +172,11 @@ fn kill_9_during_ingest_loses_nothing_and_repeats_no_seq() {
 
     let replayed = replay_all(listen, total);
     let mut commits = HashSet::new();
+    // Events as the fleet emitted them: (DID, type, rev or emit time). `#identity` and
+    // `#account` carry no rev, so one the relay had made durable but whose host cursor
+    // was still in the state store's write-behind may be relayed again after a crash
+    // (at least once); commits and syncs never are (the rev rule refuses them).
+    let mut distinct = HashSet::new();
     for (index, bytes) in replayed.iter().enumerate() {
         let seq = index as u64 + 1;
         assert_eq!(
@@ -179,7 +184,15 @@ fn kill_9_during_ingest_loses_nothing_and_repeats_no_seq() {
             Some(&<[u8; 32]>::from(Sha256::digest(bytes))),
             "seq {seq}: the replayed bytes are the bytes delivered live"
         );
-        if let Event::Commit(commit) = Frame::decode(bytes).unwrap().event() {
+        let frame = Frame::decode(bytes).unwrap();
+        distinct.insert(match frame.event() {
+            Event::Commit(e) => (e.repo().to_owned(), "commit", e.rev().to_owned()),
+            Event::Sync(e) => (e.did().to_owned(), "sync", e.rev().to_owned()),
+            Event::Identity(e) => (e.did().to_owned(), "identity", e.time().to_owned()),
+            Event::Account(e) => (e.did().to_owned(), "account", e.time().to_owned()),
+            other => panic!("seq {seq}: unexpected {other:?}"),
+        });
+        if let Event::Commit(commit) = frame.event() {
             assert!(
                 commits.insert((commit.repo().to_owned(), commit.rev().to_owned())),
                 "seq {seq}: commit {} {} relayed twice",
@@ -198,11 +211,13 @@ fn kill_9_during_ingest_loses_nothing_and_repeats_no_seq() {
         }
     }
     assert_eq!(
-        total, valid,
-        "every valid event relayed exactly once across {CRASHES} crashes"
+        distinct.len() as u64,
+        valid,
+        "every valid event relayed across {CRASHES} crashes"
     );
+    let repeated = total - distinct.len() as u64;
     println!(
-        "suite serve crash: {CRASHES} kill -9 restarts, {total} events, seqs dense and stable"
+        "suite serve crash: {CRASHES} kill -9 restarts, {total} events ({repeated} status events relayed twice), seqs dense and stable"
     );
     drop(relay);
     fleet.stop();

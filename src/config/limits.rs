@@ -583,3 +583,7 @@ pub const ADMIN_TAKEDOWN_SETTLE_MILLIS: u64 = 200;
 /// How often `relay serve` runs event-log retention, in seconds. Segments are deleted
 /// whole, so a minute of lateness costs at most a minute of extra disk.
 pub const EVENTLOG_RETENTION_INTERVAL_SECS: u64 = 60;
+
+/// Wait before asking the identity resolver again after it refused a lookup because its
+/// queue was full, in milliseconds.
+pub const INGEST_IDENTITY_RETRY_MILLIS: u64 = 50;

@@ -15,9 +15,12 @@
 //! Queues and their policies:
 //! * sessions → verifier (`INGEST_UPSTREAM_QUEUE_FRAMES_MAX`): **block** the sessions.
 //! * parked frames: per account `INGEST_PARKED_FRAMES_PER_ACCOUNT_MAX`, per shard
-//!   `INGEST_PARKED_BYTES_MAX` bytes: **drop** the frame with reason `parked_account_full`
-//!   / `parked_bytes_full`. A failed lookup drops the account's parked frames with
-//!   `identity_unresolved`.
+//!   `INGEST_PARKED_BYTES_MAX` bytes: **block** — a frame that must park past either bound
+//!   is held and the shard takes nothing else until a lookup finishes and makes room (its
+//!   sessions stop reading). Only when no lookup is in flight (nothing can make room) is
+//!   it dropped, with reason `parked_account_full` / `parked_bytes_full`. A lookup refused
+//!   because the resolver's queue is full is asked again (`INGEST_IDENTITY_RETRY_MILLIS`);
+//!   a failed lookup drops the account's parked frames with `identity_unresolved`.
 //! * verifier → sequencer ring: **block** (the verifier awaits; sessions then block).
 //!
 //! Checks: per-connection upstream seq strictly increasing, host authority (the account's
@@ -25,8 +28,8 @@
 //! Does not check yet: account status and per-host rate and account limits (issue 5).
 
 use crate::config::limits::{
-    INGEST_ACCOUNTS_MAX, INGEST_IDENTITY_REFRESH_SECS_MIN, INGEST_PARKED_BYTES_MAX,
-    INGEST_PARKED_FRAMES_PER_ACCOUNT_MAX,
+    INGEST_ACCOUNTS_MAX, INGEST_IDENTITY_REFRESH_SECS_MIN, INGEST_IDENTITY_RETRY_MILLIS,
+    INGEST_PARKED_BYTES_MAX, INGEST_PARKED_FRAMES_PER_ACCOUNT_MAX,
 };
 use crate::eventlog::AccountKey;
 use crate::frame::event::{AccountEventOwned, Event, Frame};
@@ -136,6 +139,7 @@ pub struct IngestShard {
     resolved_tx: Rc<LocalSender<Resolution>>,
     ring: ConnectedSender<Admitted>,
     scratch: VerifyScratch,
+    lookups_in_flight: usize,
     writer: Option<Rc<std::cell::RefCell<crate::runtime::frames::FrameWriter>>>,
 }
 
@@ -181,6 +185,7 @@ impl IngestShard {
             resolved_tx: Rc::new(resolved_tx),
             ring,
             scratch: VerifyScratch::new(),
+            lookups_in_flight: 0,
             writer: None,
         }
     }
@@ -201,7 +206,23 @@ impl IngestShard {
         hosts: LocalReceiver<(HostId, HostEntry)>,
         statuses: flume::Receiver<(String, LocalStatus)>,
     ) {
+        let mut held: Option<Held> = None;
         loop {
+            if let Some((upstream, peek)) = held.take() {
+                // Only lookups can make room: wait for the next one, then try again.
+                if self.lookups_in_flight > 0
+                    && !self.has_room(did_of(&upstream.frame, &peek.did), upstream.frame.len())
+                {
+                    match resolved.recv().await {
+                        Some(resolution) => self.on_resolved(resolution).await,
+                        None => return,
+                    }
+                    held = Some((upstream, peek));
+                } else {
+                    held = self.dispatch(upstream, peek).await;
+                }
+                continue;
+            }
             let work = futures_lite::future::or(
                 async { resolved.recv().await.map(Work::Resolved) },
                 futures_lite::future::or(
@@ -220,7 +241,7 @@ impl IngestShard {
             )
             .await;
             match work {
-                Some(Work::Frame(frame)) => self.on_frame(frame).await,
+                Some(Work::Frame(frame)) => held = self.on_frame(frame).await,
                 Some(Work::Resolved(resolution)) => self.on_resolved(resolution).await,
                 Some(Work::Host(id, entry)) => self.add_host(id, entry),
                 Some(Work::Status(did, status)) => self.set_local_status(&did, status).await,
@@ -229,16 +250,23 @@ impl IngestShard {
         }
     }
 
-    async fn on_frame(&mut self, upstream: UpstreamFrame) {
+    async fn on_frame(&mut self, upstream: UpstreamFrame) -> Option<Held> {
         let peek = match self.route(&upstream) {
             Routed::Peeked(peek) => peek,
             Routed::Done(reason) => {
                 if let Some(reason) = reason {
                     self.reject(reason);
                 }
-                return;
+                return None;
             }
         };
+        self.dispatch(upstream, peek).await
+    }
+
+    /// Park or judge a routed frame. A frame that must park while the parking bounds are
+    /// reached is handed back (held): the shard then waits for lookups to finish before
+    /// it takes another frame, so its sessions stop reading (block, not drop).
+    async fn dispatch(&mut self, upstream: UpstreamFrame, peek: Peek) -> Option<Held> {
         let did = did_of(&upstream.frame, &peek.did);
         let needs_key = matches!(peek.kind, Kind::Commit | Kind::Sync);
         let (park, resolve) = match self.accounts.get(did) {
@@ -248,11 +276,25 @@ impl IngestShard {
             _ => (false, false),
         };
         if park {
+            if !self.has_room(did, upstream.frame.len()) && self.lookups_in_flight > 0 {
+                metrics::counter!("relay_ingest_parking_waits_total").increment(1);
+                return Some((upstream, peek));
+            }
             let did = did.to_owned();
             self.park(&did, upstream, resolve, false);
         } else {
             self.judge(upstream, peek).await;
         }
+        None
+    }
+
+    /// Whether a frame of `len` bytes of `did` fits the parking bounds.
+    fn has_room(&self, did: &str, len: usize) -> bool {
+        let account_room = self
+            .accounts
+            .get(did)
+            .is_none_or(|slot| slot.parked.len() < INGEST_PARKED_FRAMES_PER_ACCOUNT_MAX);
+        account_room && self.parked_bytes + len <= INGEST_PARKED_BYTES_MAX
     }
 
     /// Decode enough to route: info and error frames are handled here, the per-connection
@@ -669,7 +711,8 @@ impl IngestShard {
 
     /// Resolve the identity (bypassing the cache when `refresh`) and, for an account
     /// this shard has not loaded yet, its stored record, concurrently.
-    fn start_lookup(&self, did: &str, refresh: bool, host: Option<HostId>) {
+    fn start_lookup(&mut self, did: &str, refresh: bool, host: Option<HostId>) {
+        self.lookups_in_flight += 1;
         let lookup = if refresh {
             self.identity.refresh(did)
         } else {
@@ -686,9 +729,10 @@ impl IngestShard {
         };
         let sender = self.resolved_tx.clone();
         let did = did.to_owned();
+        let identity = self.identity.clone();
         glommio::spawn_local(async move {
             let (outcome, record) =
-                futures_lite::future::zip(async { lookup.await.map_err(|e| e.reason()) }, async {
+                futures_lite::future::zip(resolve_retrying(identity, did.clone(), lookup), async {
                     match record {
                         Some(reply) => Some(reply.await.map_err(|e| e.reason())),
                         None => None,
@@ -709,6 +753,7 @@ impl IngestShard {
 
     /// Install the looked-up identity and judge the account's parked frames in order.
     async fn on_resolved(&mut self, resolution: Resolution) {
+        self.lookups_in_flight = self.lookups_in_flight.saturating_sub(1);
         let Resolution {
             did,
             outcome,
@@ -828,6 +873,29 @@ fn newest(a: Option<AccountState>, b: Option<AccountState>) -> Option<AccountSta
         (a, b) => a.or(b),
     }
 }
+
+/// Await a lookup; when the resolver's queue was full (`overloaded`), ask again after
+/// `INGEST_IDENTITY_RETRY_MILLIS` instead of dropping the account's frames: a cold start
+/// asks for many identities at once, and waiting here is the backpressure.
+async fn resolve_retrying(
+    identity: IdentityService,
+    did: String,
+    first: crate::identity::service::ResolveFuture,
+) -> Result<Arc<Resolved>, &'static str> {
+    let mut lookup = first;
+    loop {
+        match lookup.await {
+            Err(crate::identity::resolver::ResolveError::Overloaded) => {
+                glommio::timer::sleep(Duration::from_millis(INGEST_IDENTITY_RETRY_MILLIS)).await;
+                lookup = identity.resolve(&did);
+            }
+            other => return other.map_err(|e| e.reason()),
+        }
+    }
+}
+
+/// A routed frame waiting for parking room.
+type Held = (UpstreamFrame, Peek);
 
 enum Work {
     Frame(UpstreamFrame),

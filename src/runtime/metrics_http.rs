@@ -33,15 +33,20 @@ pub fn start(addr: SocketAddr) -> io::Result<SocketAddr> {
 }
 
 fn install() -> io::Result<PrometheusHandle> {
-    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
-    if let Some(handle) = HANDLE.get() {
+    // One recorder per process, however many relays a process starts (tests do): the
+    // lock makes "is there one? else install it" a single step.
+    static HANDLE: std::sync::Mutex<Option<PrometheusHandle>> = std::sync::Mutex::new(None);
+    let mut slot = HANDLE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(handle) = slot.as_ref() {
         return Ok(handle.clone());
     }
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder)
         .map_err(|e| io::Error::other(format!("metrics recorder: {e}")))?;
-    let _ = HANDLE.set(handle.clone());
+    *slot = Some(handle.clone());
     let upkeep = handle.clone();
     std::thread::Builder::new()
         .name("relay-metrics-upkeep".to_owned())
