@@ -49,7 +49,7 @@ use crate::verify::rules::{
 use crate::verify::signature::{ParsedKey, VerifierSet};
 use glommio::channels::local_channel::{LocalReceiver, LocalSender};
 use glommio::channels::shared_channel::ConnectedSender;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Range;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -62,6 +62,9 @@ pub struct HostEntry {
     /// The session's control block (cursor, disconnect).
     pub control: Rc<SessionControl>,
     last_seq: Option<(u64, u64)>,
+    /// Upstream seqs of this host's frames parked now (a multiset): the cursor written to
+    /// the state store never passes the oldest, or a crash would lose them.
+    parked_seqs: BTreeMap<u64, u32>,
 }
 
 impl HostEntry {
@@ -71,6 +74,7 @@ impl HostEntry {
             authority,
             control,
             last_seq: None,
+            parked_seqs: BTreeMap::new(),
         }
     }
 }
@@ -281,11 +285,31 @@ impl IngestShard {
                 return Some((upstream, peek));
             }
             let did = did.to_owned();
-            self.park(&did, upstream, resolve, false);
+            self.park(&did, upstream, peek.seq, resolve, false);
         } else {
             self.judge(upstream, peek).await;
         }
         None
+    }
+
+    fn unpark_seq(&mut self, host: HostId, seq: u64) {
+        if let Some(entry) = self.hosts.get_mut(&host)
+            && let Some(count) = entry.parked_seqs.get_mut(&seq)
+        {
+            *count -= 1;
+            if *count == 0 {
+                entry.parked_seqs.remove(&seq);
+            }
+        }
+    }
+
+    /// The host cursor it is safe to store once a frame with `seq` is durable: not past
+    /// a frame of the host that is still parked.
+    fn safe_cursor(&self, host: HostId, seq: u64) -> u64 {
+        self.hosts
+            .get(&host)
+            .and_then(|entry| entry.parked_seqs.keys().next())
+            .map_or(seq, |oldest| seq.min(oldest.saturating_sub(1)))
     }
 
     /// Whether a frame of `len` bytes of `did` fits the parking bounds.
@@ -404,7 +428,7 @@ impl IngestShard {
                     connection,
                     frame,
                 };
-                self.park(&did, upstream, true, true);
+                self.park(&did, upstream, peek.seq, true, true);
             } else {
                 self.reject("host_not_authority");
             }
@@ -448,7 +472,7 @@ impl IngestShard {
                         connection,
                         frame,
                     };
-                    self.park(&did, upstream, true, true);
+                    self.park(&did, upstream, peek.seq, true, true);
                 } else {
                     self.reject(rejection.reason());
                 }
@@ -508,7 +532,7 @@ impl IngestShard {
             origin: Origin {
                 shard: self.shard,
                 host_id: host.0,
-                upstream_seq: peek.seq,
+                upstream_seq: self.safe_cursor(host, peek.seq),
                 uid,
                 next_state,
                 desynchronized,
@@ -660,7 +684,7 @@ impl IngestShard {
 
     /// Queue `upstream` behind the account's other parked frames; start a lookup if asked
     /// and none is running (`refresh` bypasses the identity cache).
-    fn park(&mut self, did: &str, upstream: UpstreamFrame, resolve: bool, refresh: bool) {
+    fn park(&mut self, did: &str, upstream: UpstreamFrame, seq: u64, resolve: bool, refresh: bool) {
         let len = upstream.frame.len();
         if self.parked_bytes + len > INGEST_PARKED_BYTES_MAX {
             self.reject("parked_bytes_full");
@@ -679,6 +703,12 @@ impl IngestShard {
         let host = upstream.host;
         slot.parked.push_back(upstream);
         self.parked_bytes += len;
+        if let Some(entry) = self.hosts.get_mut(&host) {
+            *entry.parked_seqs.entry(seq).or_insert(0) += 1;
+        }
+        let Some(slot) = self.accounts.get_mut(did) else {
+            return;
+        };
         metrics::gauge!("relay_ingest_parked_bytes", "shard" => self.shard.to_string())
             .set(self.parked_bytes as f64);
         if resolve && !slot.resolving {
@@ -776,6 +806,9 @@ impl IngestShard {
                 .unwrap_or_default();
             for frame in parked {
                 self.parked_bytes -= frame.frame.len();
+                if let Some(peek) = repeek(&frame.frame) {
+                    self.unpark_seq(frame.host, peek.seq);
+                }
                 self.reject("identity_unresolved");
             }
             return;
@@ -792,6 +825,7 @@ impl IngestShard {
                 self.reject("frame_internal");
                 continue;
             };
+            self.unpark_seq(upstream.host, peek.seq);
             self.judge(upstream, peek).await;
             // A frame judged above may have parked again (refresh); stop and wait for it.
             if self.accounts.get(&did).is_some_and(|s| s.resolving) {

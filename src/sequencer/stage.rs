@@ -38,7 +38,8 @@ pub struct Origin {
     pub shard: u16,
     /// The host's id in the state store.
     pub host_id: u64,
-    /// The host's own seq of the frame.
+    /// The host cursor that may be stored once this frame is durable: the host's seq of
+    /// the frame, or less while older frames of the host are still parked.
     pub upstream_seq: u64,
     /// The account's uid in the state store, when the verifier loaded it.
     pub uid: Option<u64>,
