@@ -9,6 +9,8 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod api;
+#[cfg(feature = "server")]
+pub mod bench;
 pub mod config;
 pub mod eventlog;
 #[cfg(feature = "server")]
