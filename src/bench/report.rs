@@ -154,7 +154,7 @@ impl BenchReport {
     pub fn consumers_clean(&self) -> bool {
         self.consumers
             .iter()
-            .all(|c| c.invalid == 0 && c.gaps == 0 && c.duplicates == 0)
+            .all(|c| c.frames > 0 && c.invalid == 0 && c.gaps == 0 && c.duplicates == 0)
     }
 }
 

@@ -15,7 +15,7 @@ use super::report::{self, BenchReport, Sample};
 use super::{BenchError, BenchPlan, Scenario};
 use crate::config::limits::{
     BENCH_BACKLOG_FILL_SECS_MAX, BENCH_RELAY_START_SECS_MAX, BENCH_RELAY_STOP_SECS_MAX,
-    SIM_BACKLOG_EVENTS_MAX,
+    SIM_BACKLOG_EVENTS_MAX, SIM_PRESIGN_BUFFER_EVENTS_MAX,
 };
 use crate::sim::fleet::{Fleet, FleetConfig, FleetHandle};
 use crate::tail::{Backends, StopHandle, TailConfig, TailReport};
@@ -80,6 +80,7 @@ pub fn run_scenario(plan: &BenchPlan) -> Result<BenchReport, BenchError> {
     let backlog = if plan.scenario == Scenario::Max {
         Some(fill_backlog(plan, &fleet, &mut notes)?)
     } else {
+        wait_for_emission(plan, &fleet)?;
         None
     };
 
@@ -120,6 +121,7 @@ fn fleet_config(plan: &BenchPlan) -> FleetConfig {
         seed: plan.seed,
         large_commit_share: plan.large_commit_share,
         cores: plan.sim_cores,
+        presign_buffer_events: presign_buffer(plan),
         ..FleetConfig::default()
     };
     if plan.scenario == Scenario::Max {
@@ -130,6 +132,33 @@ fn fleet_config(plan: &BenchPlan) -> FleetConfig {
         config.backlog_events = per_host.clamp(config.backlog_events, SIM_BACKLOG_EVENTS_MAX);
     }
     config
+}
+
+/// Live scenarios: wait until the fleet's pre-signed buffers are full and it emits.
+fn wait_for_emission(plan: &BenchPlan, fleet: &FleetHandle) -> Result<(), BenchError> {
+    let began = Instant::now();
+    while fleet.counters().emitted == 0 {
+        if began.elapsed() >= Duration::from_secs(BENCH_BACKLOG_FILL_SECS_MAX) {
+            return Err(BenchError::Config(format!(
+                "the fleet did not start emitting in {BENCH_BACKLOG_FILL_SECS_MAX} s"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if plan.progress {
+        eprintln!(
+            "bench: fleet emitting after {:.1} s of pre-signing",
+            began.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// Pre-signed events per simulator core: five seconds of the offered rate (at least
+/// 1,000), so emission starts soon and a generator hiccup does not dent the offered load.
+fn presign_buffer(plan: &BenchPlan) -> usize {
+    let per_core = plan.rate.saturating_mul(5) / plan.sim_cores.max(1) as u64;
+    (per_core as usize).clamp(1_000, SIM_PRESIGN_BUFFER_EVENTS_MAX)
 }
 
 /// `max`: let the fleet emit its whole event limit into the hosts' replay backlogs.
