@@ -32,18 +32,37 @@ fn a_short_standard_run_reports_every_figure() {
         assert!(consumer.valid > 100, "consumer got events: {consumer:?}");
         assert!(consumer.latency.count > 0);
     }
-    assert!(report.offered_events_per_sec > 50.0, "{}", report.offered_events_per_sec);
-    assert!(report.validated_events_per_sec > 50.0, "{}", report.validated_events_per_sec);
+    assert!(
+        report.offered_events_per_sec > 50.0,
+        "{}",
+        report.offered_events_per_sec
+    );
+    assert!(
+        report.validated_events_per_sec > 50.0,
+        "{}",
+        report.validated_events_per_sec
+    );
     assert!(report.delivered_events_per_sec_per_consumer > 50.0);
     assert!(report.rss_peak_kib > 1024, "relay RSS read from /proc");
     assert!(report.rss_final_kib > 0);
     assert!(report.cpu_secs > 0.0);
-    assert!(report.samples.iter().filter(|s| s.phase == "measure").count() >= 5);
-    assert!(report.samples.iter().all(|s| s.scraped || s.phase == "connect"));
+    assert!(
+        report
+            .samples
+            .iter()
+            .filter(|s| s.phase == "measure")
+            .count()
+            >= 5
+    );
+    assert!(
+        report
+            .samples
+            .iter()
+            .all(|s| s.scraped || s.phase == "connect")
+    );
 
     let (json, html) = report::write_outputs(&report, &out).expect("reports written");
-    let parsed: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let parsed: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(parsed["plan"]["scenario"], "standard");
     let html = std::fs::read_to_string(&html).unwrap();
     assert_eq!(html.matches("<svg").count(), 3);

@@ -85,7 +85,10 @@ fn parse_line(line: &str) -> Option<(String, Vec<(String, String)>, f64)> {
     };
     let value: f64 = rest.split_whitespace().next()?.parse().ok()?;
     let (name, labels) = match series.find('{') {
-        Some(open) => (&series[..open], parse_labels(&series[open + 1..series.len() - 1])),
+        Some(open) => (
+            &series[..open],
+            parse_labels(&series[open + 1..series.len() - 1]),
+        ),
         None => (series, Vec::new()),
     };
     Some((name.to_owned(), labels, value))

@@ -212,8 +212,7 @@ pub(crate) fn build(inputs: Inputs<'_>) -> BenchReport {
         ingest_shards,
         measured_secs: secs,
         backlog_events: backlog,
-        offered_events_per_sec: end.offered_total.saturating_sub(start.offered_total) as f64
-            / secs,
+        offered_events_per_sec: end.offered_total.saturating_sub(start.offered_total) as f64 / secs,
         validated_events_per_sec: validated_per_sec,
         validated_events_per_sec_per_ingest_core: validated_per_sec / ingest_shards.max(1) as f64,
         delivered_events_per_sec_per_consumer: delivered_total / consumers.len().max(1) as f64,
@@ -252,7 +251,12 @@ fn busy_rate(samples: &[Sample]) -> f64 {
     let busy: Vec<(f64, u64)> = samples
         .windows(2)
         .filter(|w| w[1].validated_total > w[0].validated_total)
-        .map(|w| (w[1].t_secs - w[0].t_secs, w[1].validated_total - w[0].validated_total))
+        .map(|w| {
+            (
+                w[1].t_secs - w[0].t_secs,
+                w[1].validated_total - w[0].validated_total,
+            )
+        })
         .collect();
     let first = samples
         .windows(2)
@@ -288,9 +292,8 @@ fn copied_bytes(
             names::FRAME_COPIED
         ));
     }
-    let per_frame = (frame.is_some() || fanout.is_some()).then(|| {
-        (frame.unwrap_or(0) + fanout.unwrap_or(0)) as f64 / frames.max(1) as f64
-    });
+    let per_frame = (frame.is_some() || fanout.is_some())
+        .then(|| (frame.unwrap_or(0) + fanout.unwrap_or(0)) as f64 / frames.max(1) as f64);
     (frame, fanout, per_frame)
 }
 
@@ -398,47 +401,96 @@ pub fn progress_line(
         now.rejected_total,
         now.rss_kib / 1024,
         now.cpu_secs,
-        if now.scraped { "" } else { " (metrics did not answer)" },
+        if now.scraped {
+            ""
+        } else {
+            " (metrics did not answer)"
+        },
     )
 }
 
 /// The summary table (plain text, Markdown-compatible).
 pub fn summary_table(r: &BenchReport) -> String {
     let mut rows: Vec<(&str, String)> = vec![
-        ("scenario", format!("{}{}", r.plan.scenario.label(), if r.reduced { " (reduced)" } else { "" })),
-        ("relay --cores / ingest shards", format!("{} / {}", r.plan.cores, r.ingest_shards)),
-        ("hosts × accounts", format!("{} × {}", r.plan.hosts, r.plan.accounts_per_host)),
+        (
+            "scenario",
+            format!(
+                "{}{}",
+                r.plan.scenario.label(),
+                if r.reduced { " (reduced)" } else { "" }
+            ),
+        ),
+        (
+            "relay --cores / ingest shards",
+            format!("{} / {}", r.plan.cores, r.ingest_shards),
+        ),
+        (
+            "hosts × accounts",
+            format!("{} × {}", r.plan.hosts, r.plan.accounts_per_host),
+        ),
         ("consumers", r.consumers.len().to_string()),
         ("measured window", format!("{:.1} s", r.measured_secs)),
-        ("offered events/s", match r.backlog_events {
-            Some(n) => format!("backlog of {n} events"),
-            None => format!("{:.0}", r.offered_events_per_sec),
-        }),
-        ("validated events/s", format!("{:.0}", r.validated_events_per_sec)),
-        ("validated events/s per ingest core", format!("{:.0}", r.validated_events_per_sec_per_ingest_core)),
-        ("delivered events/s per consumer", format!("{:.0}", r.delivered_events_per_sec_per_consumer)),
-        ("latency p50 / p99 / p99.9 / max (worst consumer)", format!(
-            "{} / {} / {} / {}",
-            micros(r.latency_worst.p50_micros),
-            micros(r.latency_worst.p99_micros),
-            micros(r.latency_worst.p999_micros),
-            micros(r.latency_worst.max_micros)
-        )),
-        ("relay RSS peak / final", format!("{} / {} MiB", r.rss_peak_kib / 1024, r.rss_final_kib / 1024)),
-        ("relay CPU s per 1,000 events", format!("{:.3}", r.cpu_secs_per_1000_events)),
-        ("rejections", if r.rejections_by_reason.is_empty() {
-            "none".to_owned()
-        } else {
-            format!("{:?}", r.rejections_by_reason)
-        }),
-        ("copied bytes per frame", r.copied_bytes_per_frame.map_or_else(
-            || "not exported".to_owned(),
-            |b| format!("{b:.1}"),
-        )),
+        (
+            "offered events/s",
+            match r.backlog_events {
+                Some(n) => format!("backlog of {n} events"),
+                None => format!("{:.0}", r.offered_events_per_sec),
+            },
+        ),
+        (
+            "validated events/s",
+            format!("{:.0}", r.validated_events_per_sec),
+        ),
+        (
+            "validated events/s per ingest core",
+            format!("{:.0}", r.validated_events_per_sec_per_ingest_core),
+        ),
+        (
+            "delivered events/s per consumer",
+            format!("{:.0}", r.delivered_events_per_sec_per_consumer),
+        ),
+        (
+            "latency p50 / p99 / p99.9 / max (worst consumer)",
+            format!(
+                "{} / {} / {} / {}",
+                micros(r.latency_worst.p50_micros),
+                micros(r.latency_worst.p99_micros),
+                micros(r.latency_worst.p999_micros),
+                micros(r.latency_worst.max_micros)
+            ),
+        ),
+        (
+            "relay RSS peak / final",
+            format!("{} / {} MiB", r.rss_peak_kib / 1024, r.rss_final_kib / 1024),
+        ),
+        (
+            "relay CPU s per 1,000 events",
+            format!("{:.3}", r.cpu_secs_per_1000_events),
+        ),
+        (
+            "rejections",
+            if r.rejections_by_reason.is_empty() {
+                "none".to_owned()
+            } else {
+                format!("{:?}", r.rejections_by_reason)
+            },
+        ),
+        (
+            "copied bytes per frame",
+            r.copied_bytes_per_frame
+                .map_or_else(|| "not exported".to_owned(), |b| format!("{b:.1}")),
+        ),
         ("consumers clean", r.consumers_clean().to_string()),
     ];
     if let Some(trend) = &r.rss_trend {
-        rows.push(("RSS slope", format!("{:.1} KiB/min over {} minutes", trend.slope_kib_per_minute, trend.rss_per_minute_kib.len())));
+        rows.push((
+            "RSS slope",
+            format!(
+                "{:.1} KiB/min over {} minutes",
+                trend.slope_kib_per_minute,
+                trend.rss_per_minute_kib.len()
+            ),
+        ));
     }
     let mut out = String::from("| figure | value |\n|---|---|\n");
     for (name, value) in rows {
@@ -473,7 +525,11 @@ pub fn write_outputs(r: &BenchReport, dir: &Path) -> std::io::Result<(PathBuf, P
 /// The HTML report: the table and three SVG plots.
 pub fn html_report(r: &BenchReport) -> String {
     let mut out = String::new();
-    let title = format!("relay bench: {} --cores {}", r.plan.scenario.label(), r.plan.cores);
+    let title = format!(
+        "relay bench: {} --cores {}",
+        r.plan.scenario.label(),
+        r.plan.cores
+    );
     let _ = write!(
         out,
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title>\
@@ -484,7 +540,12 @@ pub fn html_report(r: &BenchReport) -> String {
     for line in summary_table(r).lines().skip(2) {
         if let Some(row) = line.strip_prefix("| ").and_then(|l| l.strip_suffix(" |")) {
             let cells: Vec<&str> = row.split(" | ").collect();
-            let _ = write!(out, "<tr><th>{}</th><td>{}</td></tr>", escape(cells[0]), escape(cells.get(1).copied().unwrap_or("")));
+            let _ = write!(
+                out,
+                "<tr><th>{}</th><td>{}</td></tr>",
+                escape(cells[0]),
+                escape(cells.get(1).copied().unwrap_or(""))
+            );
         }
     }
     out.push_str("</table><ul>");
@@ -496,14 +557,24 @@ pub fn html_report(r: &BenchReport) -> String {
     out.push_str("<h2>Events/s over time</h2>");
     out.push_str(&rates_svg(&r.samples, r.consumers.len()));
     out.push_str("<h2>Relay RSS over time</h2>");
-    let rss: Vec<(f64, f64)> = r.samples.iter().map(|s| (s.t_secs, s.rss_kib as f64 / 1024.0)).collect();
-    out.push_str(&line_chart("seconds since start", "MiB", &[("VmRSS", "#1f77b4", rss)]));
+    let rss: Vec<(f64, f64)> = r
+        .samples
+        .iter()
+        .map(|s| (s.t_secs, s.rss_kib as f64 / 1024.0))
+        .collect();
+    out.push_str(&line_chart(
+        "seconds since start",
+        "MiB",
+        &[("VmRSS", "#1f77b4", rss)],
+    ));
     out.push_str("</body></html>\n");
     out
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 const WIDTH: f64 = 900.0;
@@ -517,7 +588,10 @@ fn rates_svg(samples: &[Sample], consumers: usize) -> String {
             .windows(2)
             .map(|w| {
                 let dt = (w[1].t_secs - w[0].t_secs).max(f64::EPSILON);
-                (w[1].t_secs, f(&w[1]).saturating_sub(f(&w[0])) as f64 / dt / per)
+                (
+                    w[1].t_secs,
+                    f(&w[1]).saturating_sub(f(&w[0])) as f64 / dt / per,
+                )
             })
             .collect()
     };
@@ -525,9 +599,21 @@ fn rates_svg(samples: &[Sample], consumers: usize) -> String {
         "seconds since start",
         "events/s",
         &[
-            ("offered (fleet emitted)", "#ff7f0e", rate(|s| s.offered_total, 1.0)),
-            ("validated (relay sequenced)", "#2ca02c", rate(|s| s.validated_total, 1.0)),
-            ("delivered per consumer (relay sent / consumers)", "#1f77b4", rate(|s| s.sent_total, consumers.max(1) as f64)),
+            (
+                "offered (fleet emitted)",
+                "#ff7f0e",
+                rate(|s| s.offered_total, 1.0),
+            ),
+            (
+                "validated (relay sequenced)",
+                "#2ca02c",
+                rate(|s| s.validated_total, 1.0),
+            ),
+            (
+                "delivered per consumer (relay sent / consumers)",
+                "#1f77b4",
+                rate(|s| s.sent_total, consumers.max(1) as f64),
+            ),
         ],
     )
 }
@@ -535,22 +621,51 @@ fn rates_svg(samples: &[Sample], consumers: usize) -> String {
 /// A line chart with linear axes from 0.
 fn line_chart(x_label: &str, y_label: &str, series: &[(&str, &str, Vec<(f64, f64)>)]) -> String {
     let points = series.iter().flat_map(|(_, _, p)| p.iter());
-    let (x_max, y_max) = points.fold((1.0_f64, 1.0_f64), |(x, y), &(px, py)| (x.max(px), y.max(py)));
+    let (x_max, y_max) = points.fold((1.0_f64, 1.0_f64), |(x, y), &(px, py)| {
+        (x.max(px), y.max(py))
+    });
     let y_max = y_max * 1.1;
     let sx = |x: f64| MARGIN + x / x_max * (WIDTH - 2.0 * MARGIN);
     let sy = |y: f64| HEIGHT - MARGIN + -y / y_max * (HEIGHT - 2.0 * MARGIN);
     let mut svg = svg_frame(x_label, y_label);
     for tick in 0..=4 {
         let y = y_max * f64::from(tick) / 4.0;
-        let _ = write!(svg, "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>", MARGIN - 4.0, sy(y) + 4.0, short(y));
+        let _ = write!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>",
+            MARGIN - 4.0,
+            sy(y) + 4.0,
+            short(y)
+        );
         let x = x_max * f64::from(tick) / 4.0;
-        let _ = write!(svg, "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{}</text>", sx(x), HEIGHT - MARGIN + 16.0, short(x));
+        let _ = write!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{}</text>",
+            sx(x),
+            HEIGHT - MARGIN + 16.0,
+            short(x)
+        );
     }
     for (index, (name, color, points)) in series.iter().enumerate() {
-        let path: Vec<String> = points.iter().map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y))).collect();
-        let _ = write!(svg, "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"/>", path.join(" "));
+        let path: Vec<String> = points
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+            .collect();
+        let _ = write!(
+            svg,
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"/>",
+            path.join(" ")
+        );
         let ly = 14.0 + 14.0 * index as f64;
-        let _ = write!(svg, "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"10\" height=\"3\" fill=\"{color}\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\">{}</text>", MARGIN + 10.0, ly - 4.0, MARGIN + 24.0, ly, escape(name));
+        let _ = write!(
+            svg,
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"10\" height=\"3\" fill=\"{color}\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\">{}</text>",
+            MARGIN + 10.0,
+            ly - 4.0,
+            MARGIN + 24.0,
+            ly,
+            escape(name)
+        );
     }
     svg.push_str("</svg>");
     svg
@@ -584,7 +699,12 @@ fn latency_svg(p: &Percentiles) -> String {
     let mut svg = svg_frame("latency, µs (log scale)", "% of events per decade");
     for decade in lo as i32..=hi as i32 {
         let x = MARGIN + (f64::from(decade) - lo) / (hi - lo) * (WIDTH - 2.0 * MARGIN);
-        let _ = write!(svg, "<text x=\"{x:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{}</text>", HEIGHT - MARGIN + 16.0, short(10f64.powi(decade)));
+        let _ = write!(
+            svg,
+            "<text x=\"{x:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{}</text>",
+            HEIGHT - MARGIN + 16.0,
+            short(10f64.powi(decade))
+        );
     }
     let labels = ["min–p50", "p50–p90", "p90–p99", "p99–p99.9", "p99.9–max"];
     for ((a, b, share, density), label) in bars.iter().zip(labels) {
@@ -599,7 +719,15 @@ fn latency_svg(p: &Percentiles) -> String {
             HEIGHT - MARGIN - h - 4.0,
         );
     }
-    let _ = write!(svg, "<text x=\"{:.1}\" y=\"14\" font-size=\"11\">p50 {} · p99 {} · p99.9 {} · max {} (worst consumer)</text>", MARGIN + 10.0, micros(p.p50_micros), micros(p.p99_micros), micros(p.p999_micros), micros(p.max_micros));
+    let _ = write!(
+        svg,
+        "<text x=\"{:.1}\" y=\"14\" font-size=\"11\">p50 {} · p99 {} · p99.9 {} · max {} (worst consumer)</text>",
+        MARGIN + 10.0,
+        micros(p.p50_micros),
+        micros(p.p99_micros),
+        micros(p.p999_micros),
+        micros(p.max_micros)
+    );
     svg.push_str("</svg>");
     svg
 }
@@ -648,14 +776,33 @@ mod tests {
 
     #[test]
     fn busy_rate_ignores_idle_seconds() {
-        let s = |t: f64, v: u64| Sample { t_secs: t, validated_total: v, ..Sample::default() };
-        let samples = [s(0.0, 0), s(1.0, 0), s(2.0, 1000), s(3.0, 2000), s(4.0, 2000), s(5.0, 2000)];
+        let s = |t: f64, v: u64| Sample {
+            t_secs: t,
+            validated_total: v,
+            ..Sample::default()
+        };
+        let samples = [
+            s(0.0, 0),
+            s(1.0, 0),
+            s(2.0, 1000),
+            s(3.0, 2000),
+            s(4.0, 2000),
+            s(5.0, 2000),
+        ];
         assert!((busy_rate(&samples) - 1000.0).abs() < 1e-9);
     }
 
     #[test]
     fn latency_plot_is_svg() {
-        let p = Percentiles { count: 10, min_micros: 100, p50_micros: 900, p90_micros: 2000, p99_micros: 9000, p999_micros: 20000, max_micros: 40000 };
+        let p = Percentiles {
+            count: 10,
+            min_micros: 100,
+            p50_micros: 900,
+            p90_micros: 2000,
+            p99_micros: 9000,
+            p999_micros: 20000,
+            max_micros: 40000,
+        };
         let svg = latency_svg(&p);
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert_eq!(svg.matches("<rect").count(), 5);

@@ -86,11 +86,34 @@ pub fn run_scenario(plan: &BenchPlan) -> Result<BenchReport, BenchError> {
 
     let mut relay = RelayProcess::spawn(plan, &fleet)?;
     let mut sampler = Sampler::new(started, relay.pid());
-    connect(plan, &mut relay, &fleet, &mut sampler, &mut samples, &mut notes)?;
-    run_phase(plan, "warmup", plan.warmup_secs, &fleet, &relay, &mut sampler, &mut samples);
+    connect(
+        plan,
+        &mut relay,
+        &fleet,
+        &mut sampler,
+        &mut samples,
+        &mut notes,
+    )?;
+    run_phase(
+        plan,
+        "warmup",
+        plan.warmup_secs,
+        &fleet,
+        &relay,
+        &mut sampler,
+        &mut samples,
+    );
 
     let consumers = Consumers::start(plan, &placement, &relay, &fleet);
-    run_phase(plan, "measure", plan.duration_secs, &fleet, &relay, &mut sampler, &mut samples);
+    run_phase(
+        plan,
+        "measure",
+        plan.duration_secs,
+        &fleet,
+        &relay,
+        &mut sampler,
+        &mut samples,
+    );
     let final_scrape = prom::scrape(relay.metrics).unwrap_or_default();
     let reports = consumers.stop();
     let exit = relay.stop();
@@ -178,7 +201,10 @@ fn fill_backlog(
             )));
         }
         if plan.progress {
-            eprintln!("bench: backlog {} events generated", fleet.counters().emitted);
+            eprintln!(
+                "bench: backlog {} events generated",
+                fleet.counters().emitted
+            );
         }
     }
     let counters = fleet.counters();
@@ -285,7 +311,12 @@ impl Sampler {
         }
     }
 
-    fn take(&mut self, phase: &'static str, fleet: &FleetHandle, scrape: Option<&Scrape>) -> Sample {
+    fn take(
+        &mut self,
+        phase: &'static str,
+        fleet: &FleetHandle,
+        scrape: Option<&Scrape>,
+    ) -> Sample {
         let mut sample = self.last.clone();
         sample.phase = phase;
         sample.t_secs = self.started.elapsed().as_secs_f64();
