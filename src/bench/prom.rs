@@ -28,10 +28,16 @@ pub mod names {
     pub const CONNECTED_HOSTS: &str = "relay_upstream_connected_hosts";
 }
 
+/// Label pairs of one series.
+type Labels = Vec<(String, String)>;
+
+/// One sample line: name, labels, value.
+type Line = (String, Labels, f64);
+
 /// One scrape: every sample line as (name, labels, value).
 #[derive(Clone, Debug, Default)]
 pub struct Scrape {
-    samples: Vec<(String, Vec<(String, String)>, f64)>,
+    samples: Vec<Line>,
 }
 
 impl Scrape {
@@ -75,7 +81,7 @@ impl Scrape {
 }
 
 /// `name{k="v",…} value [timestamp]`.
-fn parse_line(line: &str) -> Option<(String, Vec<(String, String)>, f64)> {
+fn parse_line(line: &str) -> Option<Line> {
     let (series, rest) = match line.find('{') {
         Some(open) => {
             let close = line[open..].find('}')? + open;
@@ -95,7 +101,7 @@ fn parse_line(line: &str) -> Option<(String, Vec<(String, String)>, f64)> {
 }
 
 /// `k="v",k2="v2"` (values as written; our label values never hold quotes or commas).
-fn parse_labels(text: &str) -> Vec<(String, String)> {
+fn parse_labels(text: &str) -> Labels {
     text.split(',')
         .filter_map(|pair| {
             let (k, v) = pair.split_once('=')?;

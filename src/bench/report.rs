@@ -619,7 +619,10 @@ fn rates_svg(samples: &[Sample], consumers: usize) -> String {
 }
 
 /// A line chart with linear axes from 0.
-fn line_chart(x_label: &str, y_label: &str, series: &[(&str, &str, Vec<(f64, f64)>)]) -> String {
+/// One plotted line: name, colour, points.
+type Series<'a> = (&'a str, &'a str, Vec<(f64, f64)>);
+
+fn line_chart(x_label: &str, y_label: &str, series: &[Series<'_>]) -> String {
     let points = series.iter().flat_map(|(_, _, p)| p.iter());
     let (x_max, y_max) = points.fold((1.0_f64, 1.0_f64), |(x, y), &(px, py)| {
         (x.max(px), y.max(py))

@@ -483,10 +483,9 @@ impl Consumers {
         self.stop.stop();
         let mut reports = Vec::new();
         for thread in self.threads {
-            match thread.join() {
-                Ok(report) => reports.push(report?),
-                // A consumer that panicked has no report; the count shows it.
-                Err(_) => {}
+            // A consumer that panicked has no report; the count shows it.
+            if let Ok(report) = thread.join() {
+                reports.push(report?);
             }
         }
         Ok(reports)
