@@ -81,6 +81,7 @@ fn main() {
         let rss = pick(|r| r.rss_peak_kib as f64 / 1024.0);
         let shards = reports.first().map_or(1, |r| r.ingest_shards);
         let clean = reports.iter().all(BenchReport::consumers_clean);
+        let shared = reports.first().is_none_or(|r| r.placement.shared);
         println!(
             "--cores {cores}: validated {validated:.0} ev/s, delivered {delivered:.0} ev/s per consumer, \
              latency p50 {:.1} ms p99 {:.1} ms p99.9 {:.1} ms, relay CPU {cpu:.3} s per 1,000 events, \
@@ -92,9 +93,14 @@ fn main() {
         println!(
             "  bound: {shards} ingest shard(s) × ~{mixed:.0} verifies/s per core (50 % secp256k1 at {SECP256K1_VERIFIES_PER_SEC:.0}/s, \
              50 % P-256 at {P256_VERIFIES_PER_SEC:.0}/s) = ~{:.0} ev/s of signature work; \
-             {:.0} % of one core's verify budget used at the offered rate; CPUs shared with the fleet and consumers",
+             {:.1} % of it used at the validated rate; {}",
             shards as f64 * mixed,
-            validated / mixed * 100.0,
+            validated / (shards as f64 * mixed) * 100.0,
+            if shared {
+                "the relay shares its CPUs with the fleet and the consumers"
+            } else {
+                "the fleet and the consumers run on the other CPUs"
+            },
         );
     }
 }
