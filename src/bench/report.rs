@@ -109,6 +109,8 @@ pub struct BenchReport {
     pub validated_events_per_sec: f64,
     /// The same per ingest shard.
     pub validated_events_per_sec_per_ingest_core: f64,
+    /// Events/s the relay dropped during the window (`relay_verify_rejections_total`).
+    pub rejected_events_per_sec: f64,
     /// Mean over consumers of frames received / window.
     pub delivered_events_per_sec_per_consumer: f64,
     /// All consumers together.
@@ -215,6 +217,8 @@ pub(crate) fn build(inputs: Inputs<'_>) -> BenchReport {
         offered_events_per_sec: end.offered_total.saturating_sub(start.offered_total) as f64 / secs,
         validated_events_per_sec: validated_per_sec,
         validated_events_per_sec_per_ingest_core: validated_per_sec / ingest_shards.max(1) as f64,
+        rejected_events_per_sec: end.rejected_total.saturating_sub(start.rejected_total) as f64
+            / secs,
         delivered_events_per_sec_per_consumer: delivered_total / consumers.len().max(1) as f64,
         delivered_events_per_sec_total: delivered_total,
         latency_worst: worst(consumers),
@@ -444,6 +448,10 @@ pub fn summary_table(r: &BenchReport) -> String {
         (
             "validated events/s per ingest core",
             format!("{:.0}", r.validated_events_per_sec_per_ingest_core),
+        ),
+        (
+            "rejected events/s",
+            format!("{:.0}", r.rejected_events_per_sec),
         ),
         (
             "delivered events/s per consumer",
