@@ -11,6 +11,8 @@
 #[cfg(feature = "server")]
 pub mod admin;
 pub mod api;
+#[cfg(feature = "server")]
+pub mod bench;
 pub mod config;
 pub mod eventlog;
 #[cfg(feature = "server")]

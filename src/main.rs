@@ -22,6 +22,8 @@ enum Command {
     Sim(relay::sim::cli::SimArgs),
     /// Subscribe to a relay (or a PDS) and re-verify every event independently.
     Tail(relay::tail::cli::TailArgs),
+    /// Run a named end-to-end scenario (fleet → relay child process → consumers) with reports.
+    Bench(relay::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -30,5 +32,6 @@ fn main() -> ExitCode {
         Command::Serve(args) => relay::runtime::serve::run(args),
         Command::Sim(args) => relay::sim::cli::run(args),
         Command::Tail(args) => relay::tail::cli::run(args),
+        Command::Bench(args) => relay::bench::run(args),
     }
 }

@@ -587,3 +587,32 @@ pub const EVENTLOG_RETENTION_INTERVAL_SECS: u64 = 60;
 /// Wait before asking the identity resolver again after it refused a lookup because its
 /// queue was full, in milliseconds.
 pub const INGEST_IDENTITY_RETRY_MILLIS: u64 = 50;
+// ---- bench ----
+
+/// Most checking consumers one `relay bench` run starts (the `fanout` scenario asks for
+/// 100; each is a thread with its own socket and identity cache).
+pub const BENCH_CONSUMERS_MAX: usize = 1_000;
+
+/// Longest measured window of one `relay bench` run, in seconds (the 30-minute `soak`
+/// scenario, with room for a longer one). It also bounds the per-second samples kept.
+pub const BENCH_DURATION_SECS_MAX: u64 = 24 * 3600;
+
+/// Longest wait for the relay under test to answer on its metrics port and connect to
+/// every simulated host, in seconds (3,000 hosts connect in a few seconds here).
+pub const BENCH_RELAY_START_SECS_MAX: u64 = 120;
+
+/// Longest wait for the relay under test to exit after SIGTERM before it is killed, in
+/// seconds (its shutdown joins the executors; the log is recovered on the next start).
+pub const BENCH_RELAY_STOP_SECS_MAX: u64 = 20;
+
+/// Largest `/metrics` answer read from the relay under test, in bytes (a few hundred
+/// series with bounded labels are ~50 KB).
+pub const BENCH_METRICS_RESPONSE_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// Longest a `/metrics` scrape may take (connect, write, read), in milliseconds; a slow
+/// scrape is skipped for that second rather than stalling the sampler.
+pub const BENCH_METRICS_TIMEOUT_MILLIS_MAX: u64 = 2_000;
+
+/// Longest wait for the `max` scenario's simulator to pre-generate its backlog, in
+/// seconds.
+pub const BENCH_BACKLOG_FILL_SECS_MAX: u64 = 600;
