@@ -4,7 +4,9 @@
 //! once to each consumer, in order, re-verified by the consumer; relay seqs are strictly
 //! increasing without gaps; no frame byte was copied after the socket read.
 
-use relay::config::{ServeArgs, Validation};
+mod common;
+
+use relay::config::ServeArgs;
 use relay::runtime::serve::start;
 use relay::sim::fleet::{Fleet, FleetConfig, FleetHandle};
 use relay::tail::{TailConfig, TailReport, run as run_tail};
@@ -12,45 +14,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 fn serve_args(fleet: &FleetHandle, cores: usize, data_dir: PathBuf) -> ServeArgs {
-    ServeArgs {
-        cores,
-        data_dir,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        metrics_listen: "127.0.0.1:0".parse().unwrap(),
-        plc_url: fleet.plc_url(),
-        upstreams: fleet.host_urls(),
-        allow_plaintext: true,
-        new_host_cursor: Some(0),
-        validation: Validation::Strict,
-        replay_window_secs: 3600,
-        eventlog_bytes_max: 1 << 30,
-        database_url: None,
-        admin_token: None,
-        allow_private_hosts: false,
-    }
+    common::serve::loopback_args(fleet.plc_url(), fleet.host_urls(), cores, data_dir)
 }
 
-/// The relay's rejection counters, from its metrics port.
+/// The relay's rejection and disconnect counters, from its metrics port.
 fn relay_rejections(metrics: std::net::SocketAddr) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(metrics).unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    let _ = stream.read_to_string(&mut text);
-    text.lines()
-        .filter(|l| {
-            l.contains("rejections") || l.contains("identity_failures") || l.contains("disconnects")
-        })
+    let interesting = ["rejections", "identity_failures", "disconnects"];
+    common::serve::scrape(metrics)
+        .into_iter()
+        .filter(|((name, _), _)| interesting.iter().any(|i| name.contains(i)))
+        .map(|((name, reason), value)| format!("{name}{{{reason}}} {value}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("relay-e2e-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
 }
 
 fn tail_all(listen: std::net::SocketAddr, plc: &str, expected: u64) -> TailReport {
@@ -76,7 +51,7 @@ fn check_delivery(cores: usize) {
         ..FleetConfig::default()
     })
     .expect("fleet starts");
-    let dir = temp_dir(&format!("cores{cores}"));
+    let dir = common::serve::temp_dir(&format!("e2e-cores{cores}"));
     let relay = start(&serve_args(&fleet, cores, dir.clone())).expect("relay starts");
     assert!(
         fleet.wait_until_emitted(Duration::from_secs(60)),

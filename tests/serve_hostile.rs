@@ -3,7 +3,8 @@
 //! Sync 1.1 chain breaks pass marked desynchronized, and all valid traffic from the same
 //! hosts is still delivered, once, to an independent checking consumer.
 
-use relay::config::{ServeArgs, Validation};
+mod common;
+
 use relay::runtime::serve::start;
 use relay::sim::fleet::{Fleet, FleetConfig};
 use relay::sim::hostile::HostileMode;
@@ -32,33 +33,6 @@ fn relay_reason(mode: HostileMode) -> Option<&'static str> {
     })
 }
 
-/// Counter values by (metric, reason label), summed over the other labels.
-fn scrape(metrics: std::net::SocketAddr) -> BTreeMap<(String, String), u64> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(metrics).unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    let _ = stream.read_to_string(&mut text);
-    let mut counts = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let name = series.split('{').next().unwrap_or_default().to_owned();
-        let reason = series
-            .split("reason=\"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .unwrap_or_default()
-            .to_owned();
-        let value: f64 = value.parse().unwrap_or(0.0);
-        *counts.entry((name, reason)).or_insert(0) += value as u64;
-    }
-    counts
-}
-
 #[test]
 fn every_hostile_mode_is_refused_with_its_reason_and_valid_traffic_flows() {
     let modes: Vec<HostileMode> = HostileMode::ALL
@@ -77,24 +51,13 @@ fn every_hostile_mode_is_refused_with_its_reason_and_valid_traffic_flows() {
         ..FleetConfig::default()
     })
     .unwrap();
-    let dir = std::env::temp_dir().join(format!("relay-hostile-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let relay = start(&ServeArgs {
-        cores: 1,
-        data_dir: dir.clone(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        metrics_listen: "127.0.0.1:0".parse().unwrap(),
-        plc_url: fleet.plc_url(),
-        upstreams: fleet.host_urls(),
-        allow_plaintext: true,
-        new_host_cursor: Some(0),
-        validation: Validation::Strict,
-        replay_window_secs: 3600,
-        eventlog_bytes_max: 1 << 30,
-        database_url: None,
-        admin_token: None,
-        allow_private_hosts: false,
-    })
+    let dir = common::serve::temp_dir("hostile");
+    let relay = start(&common::serve::loopback_args(
+        fleet.plc_url(),
+        fleet.host_urls(),
+        1,
+        dir.clone(),
+    ))
     .unwrap();
     assert!(fleet.wait_until_emitted(Duration::from_secs(60)));
     let counters = fleet.counters();
@@ -117,7 +80,7 @@ fn every_hostile_mode_is_refused_with_its_reason_and_valid_traffic_flows() {
     // expected values (or a deadline, after which the assertion shows what differs).
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     let (scraped, got) = loop {
-        let scraped = scrape(relay.metrics_listen);
+        let scraped = common::serve::scrape(relay.metrics_listen);
         let count = |metric: &str, reason: &str| {
             scraped
                 .get(&(metric.to_owned(), reason.to_owned()))

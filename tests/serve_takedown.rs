@@ -6,7 +6,6 @@
 mod common;
 
 use common::ws_client::{Message, WsClient};
-use relay::config::{ServeArgs, Validation};
 use relay::frame::event::{Event, Frame};
 use relay::runtime::serve::start;
 use relay::sim::fleet::{Fleet, FleetConfig};
@@ -64,25 +63,10 @@ fn a_takedown_stops_the_account_announces_it_and_hides_its_history() {
         ..FleetConfig::default()
     })
     .unwrap();
-    let dir = std::env::temp_dir().join(format!("relay-takedown-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let relay = start(&ServeArgs {
-        cores: 1,
-        data_dir: dir.clone(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        metrics_listen: "127.0.0.1:0".parse().unwrap(),
-        plc_url: fleet.plc_url(),
-        upstreams: fleet.host_urls(),
-        allow_plaintext: true,
-        new_host_cursor: Some(0),
-        validation: Validation::Strict,
-        replay_window_secs: 3600,
-        eventlog_bytes_max: 1 << 30,
-        database_url: None,
-        admin_token: Some(TOKEN.to_owned()),
-        allow_private_hosts: false,
-    })
-    .unwrap();
+    let dir = common::serve::temp_dir("takedown");
+    let mut args = common::serve::loopback_args(fleet.plc_url(), fleet.host_urls(), 1, dir.clone());
+    args.admin_token = Some(TOKEN.to_owned());
+    let relay = start(&args).unwrap();
     let target = fleet.accounts()[0].did.clone();
 
     // Let the account's events flow for a while, so it has history in the log.

@@ -33,7 +33,7 @@ use crate::config::limits::{
 };
 use crate::eventlog::AccountKey;
 use crate::frame::event::{AccountEventOwned, Event, Frame};
-use crate::identity::service::{IdentityService, Resolved};
+use crate::identity::service::{IdentityService, Resolved, now_micros};
 use crate::runtime::frames::FrameBufferError;
 use crate::runtime::frames::FrameHandle;
 use crate::runtime::resume::TailStates;
@@ -53,7 +53,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Range;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// What the verifier knows of one upstream host.
 pub struct HostEntry {
@@ -422,16 +422,12 @@ impl IngestShard {
             && known
             && !self.host_is_authority(&did, host)
         {
-            if self.may_refresh(&did) {
-                let upstream = UpstreamFrame {
-                    host,
-                    connection,
-                    frame,
-                };
-                self.park(&did, upstream, peek.seq, true, true);
-            } else {
-                self.reject("host_not_authority");
-            }
+            let upstream = UpstreamFrame {
+                host,
+                connection,
+                frame,
+            };
+            self.refresh_or_reject(&did, upstream, peek.seq, "host_not_authority");
             return;
         }
         if matches!(peek.kind, Kind::Commit | Kind::Sync)
@@ -463,20 +459,15 @@ impl IngestShard {
         };
         match result {
             Ok(verified) => self.admit(&did, host, peek, verified).await,
-            Err((frame, rejection)) => {
-                let retry =
-                    matches!(rejection, Rejection::BadSignature(_)) && self.may_refresh(&did);
-                if retry {
-                    let upstream = UpstreamFrame {
-                        host,
-                        connection,
-                        frame,
-                    };
-                    self.park(&did, upstream, peek.seq, true, true);
-                } else {
-                    self.reject(rejection.reason());
-                }
+            Err((frame, rejection @ Rejection::BadSignature(_))) => {
+                let upstream = UpstreamFrame {
+                    host,
+                    connection,
+                    frame,
+                };
+                self.refresh_or_reject(&did, upstream, peek.seq, rejection.reason());
             }
+            Err((_, rejection)) => self.reject(rejection.reason()),
         }
     }
 
@@ -669,6 +660,23 @@ impl IngestShard {
         match (pds, self.hosts.get(&host)) {
             (Some(pds), Some(host)) => pds.eq_ignore_ascii_case(&host.authority),
             _ => false,
+        }
+    }
+
+    /// A bad signature or a host mismatch may be a key rotation or a migration the cache
+    /// has not seen: re-resolve the identity once (rate-limited per account) and judge the
+    /// frame again; otherwise refuse it with `reason`.
+    fn refresh_or_reject(
+        &mut self,
+        did: &str,
+        upstream: UpstreamFrame,
+        seq: u64,
+        reason: &'static str,
+    ) {
+        if self.may_refresh(did) {
+            self.park(did, upstream, seq, true, true);
+        } else {
+            self.reject(reason);
         }
     }
 
@@ -1000,13 +1008,6 @@ pub fn account_key_of(did: &str) -> AccountKey {
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     AccountKey::new(hash)
-}
-
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

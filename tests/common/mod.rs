@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod atjson;
+pub mod serve;
 pub mod ws_client;
 
 use std::path::PathBuf;

@@ -1,0 +1,67 @@
+//! Starting `relay serve` in a test: the loopback flags every end-to-end test uses, and
+//! reading counters from the relay's metrics port.
+
+use relay::config::{ServeArgs, Validation};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// `relay serve` on loopback ports chosen by the OS, crawling `upstreams` (ws://) from
+/// their oldest event, identities from `plc_url`, strict validation, RocksDB in `data_dir`.
+pub fn loopback_args(
+    plc_url: String,
+    upstreams: Vec<String>,
+    cores: usize,
+    data_dir: PathBuf,
+) -> ServeArgs {
+    ServeArgs {
+        cores,
+        data_dir,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        metrics_listen: "127.0.0.1:0".parse().unwrap(),
+        plc_url,
+        upstreams,
+        allow_plaintext: true,
+        new_host_cursor: Some(0),
+        validation: Validation::Strict,
+        replay_window_secs: 3600,
+        eventlog_bytes_max: 1 << 30,
+        database_url: None,
+        admin_token: None,
+        allow_private_hosts: false,
+    }
+}
+
+/// A fresh directory for one test's data.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("relay-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Counter values by (metric, `reason` label), summed over the other labels.
+pub fn scrape(metrics: SocketAddr) -> BTreeMap<(String, String), u64> {
+    let mut stream = std::net::TcpStream::connect(metrics).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    let mut counts = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let name = series.split('{').next().unwrap_or_default().to_owned();
+        let reason = series
+            .split("reason=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_default()
+            .to_owned();
+        let value: f64 = value.parse().unwrap_or(0.0);
+        *counts.entry((name, reason)).or_insert(0) += value as u64;
+    }
+    counts
+}
