@@ -168,6 +168,19 @@ impl RefusingPort {
     }
 }
 
+/// Listen on a just-released port. Its last connection may still be closing (LAST_ACK
+/// for a moment on a loaded machine), so retry briefly instead of failing on AddrInUse.
+async fn bind_released(port: u16) -> TcpListener {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        match TcpListener::bind(("127.0.0.1", port)) {
+            Ok(listener) => return listener,
+            Err(_) if Instant::now() < deadline => sleep(Duration::from_millis(20)).await,
+            Err(e) => panic!("binding released port {port}: {e}"),
+        }
+    }
+}
+
 /// What the server saw of the upgrade request.
 struct Upgraded {
     path: String,
@@ -389,7 +402,7 @@ fn refused_connects_back_off_and_a_restarted_server_is_picked_up() {
         sleep(Duration::from_millis(300)).await;
         assert!(!h.control.is_connected());
         assert_eq!(h.control.connection(), 0);
-        let listener = TcpListener::bind(("127.0.0.1", refusing.release())).unwrap();
+        let listener = bind_released(refusing.release()).await;
         let started = Instant::now();
         let (mut stream, _) = accept_ws(&listener).await;
         assert!(
