@@ -144,6 +144,8 @@ pub struct IngestShard {
     ring: ConnectedSender<Admitted>,
     scratch: VerifyScratch,
     lookups_in_flight: usize,
+    shard_label: String,
+    parked_gauge: metrics::Gauge,
     writer: Option<Rc<std::cell::RefCell<crate::runtime::frames::FrameWriter>>>,
 }
 
@@ -190,6 +192,8 @@ impl IngestShard {
             ring,
             scratch: VerifyScratch::new(),
             lookups_in_flight: 0,
+            shard_label: shard.to_string(),
+            parked_gauge: metrics::gauge!("relay_ingest_parked_bytes", "shard" => shard.to_string()),
             writer: None,
         }
     }
@@ -338,7 +342,7 @@ impl IngestShard {
             Event::Identity(e) => (Kind::Identity, e.seq(), e.did()),
             Event::Account(e) => (Kind::Account, e.seq(), e.did()),
             Event::Info(info) => {
-                metrics::counter!("relay_ingest_upstream_info_total", "shard" => self.shard.to_string())
+                metrics::counter!("relay_ingest_upstream_info_total", "shard" => self.shard_label.clone())
                     .increment(1);
                 log::info!(
                     "upstream host {} says #info {}",
@@ -717,8 +721,7 @@ impl IngestShard {
         let Some(slot) = self.accounts.get_mut(did) else {
             return;
         };
-        metrics::gauge!("relay_ingest_parked_bytes", "shard" => self.shard.to_string())
-            .set(self.parked_bytes as f64);
+        self.parked_gauge.set(self.parked_bytes as f64);
         if resolve && !slot.resolving {
             slot.resolving = true;
             if refresh && let Some(account) = slot.account.as_mut() {
@@ -840,8 +843,7 @@ impl IngestShard {
                 return;
             }
         }
-        metrics::gauge!("relay_ingest_parked_bytes", "shard" => self.shard.to_string())
-            .set(self.parked_bytes as f64);
+        self.parked_gauge.set(self.parked_bytes as f64);
     }
 
     fn install(
@@ -895,7 +897,7 @@ impl IngestShard {
     }
 
     fn reject(&self, reason: &'static str) {
-        metrics::counter!("relay_verify_rejections_total", "reason" => reason, "shard" => self.shard.to_string())
+        metrics::counter!("relay_verify_rejections_total", "reason" => reason, "shard" => self.shard_label.clone())
             .increment(1);
         log::debug!("shard {} dropped a frame: {reason}", self.shard);
     }

@@ -21,7 +21,7 @@ use crate::eventlog::{AccountKey, Appender, DurableSeq, EventLogError};
 use crate::runtime::frames::FrameHandle;
 use crate::runtime::notify::Notify;
 use crate::sequencer::{Sequenced, Sequencer, SequencerError};
-use crate::verify::rules::{AccountState, Verified};
+use crate::verify::rules::{AccountState, Verified, VerifiedKind};
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use glommio::sync::Semaphore;
 use std::cell::RefCell;
@@ -113,6 +113,9 @@ pub struct SequencerStage {
     durable_notify: Arc<Notify>,
     /// Woken when the publisher frees pending room.
     room: Notify,
+    /// Registered once: the per-frame path only increments handles.
+    frames_by_kind: [metrics::Counter; 4],
+    pending_gauge: metrics::Gauge,
 }
 
 impl SequencerStage {
@@ -135,6 +138,14 @@ impl SequencerStage {
             durable,
             durable_notify,
             room: Notify::new(),
+            frames_by_kind: [
+                VerifiedKind::Commit,
+                VerifiedKind::Sync,
+                VerifiedKind::Identity,
+                VerifiedKind::Account,
+            ]
+            .map(|kind| metrics::counter!("relay_sequencer_frames_total", "frame_type" => kind.label())),
+            pending_gauge: metrics::gauge!("relay_sequencer_pending_records"),
         })
     }
 
@@ -201,11 +212,12 @@ impl SequencerStage {
                 }
             }
         }
-        metrics::counter!("relay_sequencer_frames_total", "frame_type" => kind.label())
-            .increment(1);
+        if let Some(counter) = self.frames_by_kind.get(kind_index(kind)) {
+            counter.increment(1);
+        }
         let mut inner = self.inner.borrow_mut();
         inner.pending.push_back((sequenced, origin));
-        metrics::gauge!("relay_sequencer_pending_records").set(inner.pending.len() as f64);
+        self.pending_gauge.set(inner.pending.len() as f64);
         Ok(())
     }
 
@@ -244,7 +256,16 @@ impl SequencerStage {
         } else {
             None
         };
-        metrics::gauge!("relay_sequencer_pending_records").set(inner.pending.len() as f64);
+        self.pending_gauge.set(inner.pending.len() as f64);
         popped
+    }
+}
+
+fn kind_index(kind: VerifiedKind) -> usize {
+    match kind {
+        VerifiedKind::Commit => 0,
+        VerifiedKind::Sync => 1,
+        VerifiedKind::Identity => 2,
+        VerifiedKind::Account => 3,
     }
 }
