@@ -339,6 +339,16 @@ pub const FANOUT_REPLAY_BATCH_RECORDS_MAX: usize = 256;
 /// this bounds a replaying consumer's memory); a single larger record still travels alone.
 pub const FANOUT_REPLAY_BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
 
+/// Frames one consumer write gathers (live frames from the ring, or replayed records): a
+/// caught-up consumer gets one frame per write as before; one that is behind gets up to 32
+/// in a single `sendmsg`, so its syscalls per frame fall with its lag. 32 frames of 4
+/// slices each stay far below the kernel's 1,024-entry `IOV_MAX`.
+pub const FANOUT_WRITE_BATCH_FRAMES_MAX: usize = 32;
+
+/// Bytes one gathered consumer write carries at most (a single larger frame still goes
+/// alone): 1 MiB keeps one write well inside a socket buffer's worth of work.
+pub const FANOUT_WRITE_BATCH_BYTES_MAX: usize = 1024 * 1024;
+
 // ---- api::server ----
 
 /// HTTP connections one core serves at once (consumers included); the next connection

@@ -29,6 +29,7 @@
 //! are dropped; consumers send nothing before the stream starts).
 
 mod cursor;
+mod gather;
 mod replay;
 mod ring;
 mod session;

@@ -27,8 +27,9 @@ pub(crate) struct Entry {
 /// What the ring holds for a consumer's next seq.
 #[derive(Debug)]
 pub(crate) enum Lookup {
-    /// The first frame with seq ≥ next, and nothing before it is missing.
-    Hit(Entry),
+    /// The ring holds the first frame with seq ≥ next, and nothing before it is missing
+    /// (`run_from` gives the frames).
+    Hit,
     /// Every frame in the ring is older than next: wait for a publish.
     Ahead,
     /// Frames between next and the ring's oldest are not here: replay them from the log.
@@ -91,8 +92,32 @@ impl LiveRing {
             .entries
             .partition_point(|entry| entry.frame.seq().get() < next);
         match self.entries.get(index) {
-            Some(entry) => Lookup::Hit(entry.clone()),
+            Some(_) => Lookup::Hit,
             None => Lookup::Ahead,
+        }
+    }
+
+    /// The run of frames from `next` on (as `lookup` finds its first one), up to
+    /// `frames_max` frames and `bytes_max` bytes (the first frame always), appended to
+    /// `out` as handle clones. The ring's seqs are dense, so the run has no holes.
+    pub(crate) fn run_from(
+        &self,
+        next: u64,
+        frames_max: usize,
+        bytes_max: usize,
+        out: &mut Vec<Entry>,
+    ) {
+        let index = self
+            .entries
+            .partition_point(|entry| entry.frame.seq().get() < next);
+        let mut bytes = 0u64;
+        for entry in self.entries.range(index..) {
+            let full = out.len() >= frames_max || bytes + entry.len > bytes_max as u64;
+            if !out.is_empty() && full {
+                break;
+            }
+            bytes += entry.len;
+            out.push(entry.clone());
         }
     }
 

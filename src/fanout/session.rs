@@ -12,9 +12,11 @@
 //! holds. Frames published while a replay batch is in flight just land in the ring.
 
 use super::cursor::{Start, start_for};
+use super::gather::{GATHER_PARTS_MAX, write_gathered};
 use super::replay::ReplayReply;
 use super::ring::{Entry, Lookup};
 use super::{ConsumerCell, Hub};
+use crate::config::limits::{FANOUT_WRITE_BATCH_BYTES_MAX, FANOUT_WRITE_BATCH_FRAMES_MAX};
 use crate::eventlog::{ReplayRecord, Seq};
 use crate::frame::event::{ErrorFrameOwned, InfoEventOwned};
 use crate::frame::ws::{
@@ -25,6 +27,7 @@ use glommio::net::TcpStream;
 use std::cell::RefCell;
 use std::future::Future;
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -45,6 +48,10 @@ struct Session<'a> {
     cell: &'a ConsumerCell,
     pong: &'a PendingPong,
     writer: WriteHalf<TcpStream>,
+    /// The socket `writer` writes to, for gathered writes (`gather`).
+    fd: RawFd,
+    /// Live frames of the current gathered write (reused: no allocation per write).
+    batch: Vec<Entry>,
     /// The smallest seq the consumer still needs.
     next: u64,
     /// Stream offset of `next` once the consumer has been live (None before).
@@ -59,6 +66,7 @@ pub(crate) async fn run(
     cell: &ConsumerCell,
 ) -> Reason {
     let _ = stream.set_write_timeout(Some(hub.config.write_timeout));
+    let fd = stream.as_raw_fd();
     let (reader, writer) = futures_lite::io::split(stream);
     let pong = RefCell::new(None);
     let mut session = Session {
@@ -66,6 +74,8 @@ pub(crate) async fn run(
         cell,
         pong: &pong,
         writer,
+        fd,
+        batch: Vec::with_capacity(FANOUT_WRITE_BATCH_FRAMES_MAX),
         next: 0,
         offset: None,
     };
@@ -193,7 +203,7 @@ impl Session<'_> {
             .durable_seq()
             .is_some_and(|d| d.get() >= self.next);
         match lookup {
-            Lookup::Hit(entry) => self.send_live(entry).await,
+            Lookup::Hit => self.send_live_run().await,
             Lookup::Behind => self.replay_batch().await,
             Lookup::Ahead if ring_empty && log_has_next => self.replay_batch().await,
             Lookup::Ahead => {
@@ -219,19 +229,62 @@ impl Session<'_> {
         Err("consumer_too_slow")
     }
 
-    async fn send_live(&mut self, entry: Entry) -> Result<(), Reason> {
-        let seq = entry.frame.seq().get();
-        if !entry.hidden && !self.hub.is_hidden(entry.frame.account_key()) {
-            let parts = entry.frame.out().slices();
-            self.write_message(&parts)
-                .await
-                .map_err(|e| write_reason(&e))?;
-            self.hub.record_sent(entry.len as usize, false);
-            self.cell.sent_seq.set(Some(seq));
+    /// Send the ring's frames from `next` on in one gathered write (one frame when the
+    /// consumer is caught up, up to `FANOUT_WRITE_BATCH_FRAMES_MAX` when it is behind).
+    async fn send_live_run(&mut self) -> Result<(), Reason> {
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.clear();
+        self.hub.ring.borrow().run_from(
+            self.next,
+            FANOUT_WRITE_BATCH_FRAMES_MAX,
+            FANOUT_WRITE_BATCH_BYTES_MAX,
+            &mut batch,
+        );
+        let result = self.write_live(&batch).await;
+        batch.clear();
+        self.batch = batch;
+        result
+    }
+
+    async fn write_live(&mut self, batch: &[Entry]) -> Result<(), Reason> {
+        let mut headers = Headers::new();
+        for entry in batch {
+            let visible = !entry.hidden && !self.hub.is_hidden(entry.frame.account_key());
+            headers.push(visible.then_some(entry.len));
+        }
+        let mut parts: [&[u8]; GATHER_PARTS_MAX] = [&[]; GATHER_PARTS_MAX];
+        let mut used = 0;
+        for (entry, header) in batch.iter().zip(headers.iter()) {
+            let Some(header) = header else { continue };
+            let frame = entry.frame.out().slices();
+            for (slot, part) in parts
+                .iter_mut()
+                .skip(used)
+                .zip(std::iter::once(header).chain(frame))
+            {
+                *slot = part;
+                used += 1;
+            }
+        }
+        if used > 0 {
+            write_gathered(
+                self.fd,
+                &mut self.writer,
+                parts.get(..used).unwrap_or_default(),
+            )
+            .await
+            .map_err(|e| write_reason(&e))?;
+        }
+        for (entry, header) in batch.iter().zip(headers.iter()) {
+            let seq = entry.frame.seq().get();
+            if header.is_some() {
+                self.hub.record_sent(entry.len as usize, false);
+                self.cell.sent_seq.set(Some(seq));
+            }
+            self.next = seq + 1;
+            self.offset = Some(entry.start_offset + entry.len);
         }
         self.cell.replaying.set(false);
-        self.next = seq + 1;
-        self.offset = Some(entry.start_offset + entry.len);
         Ok(())
     }
 
@@ -257,36 +310,56 @@ impl Session<'_> {
             }
             ReplayReply::Failed(reason) => return Err(reason),
         };
-        for record in records {
-            if record.seq.get() < self.next {
-                continue;
+        let mut rest = records.as_slice();
+        while !rest.is_empty() {
+            let ring_oldest = self.hub.ring.borrow().oldest_seq();
+            let (skip, run, crossed) = replay_run(rest, self.next, ring_oldest);
+            let sending = rest.get(skip..skip + run).unwrap_or_default();
+            rest = rest.get(skip + run..).unwrap_or_default();
+            if !sending.is_empty() {
+                self.check_lag().await?;
+                self.send_replayed_run(sending).await?;
             }
-            if self
-                .hub
-                .ring
-                .borrow()
-                .oldest_seq()
-                .is_some_and(|oldest| oldest <= record.seq.get())
-            {
+            if let Some(seq) = crossed {
                 // The ring holds this seq: nothing visible lies between `next` and it.
-                self.next = record.seq.get();
+                self.next = seq;
                 return Ok(());
             }
-            self.check_lag().await?;
-            self.send_replayed(&record).await?;
         }
         Ok(())
     }
 
-    async fn send_replayed(&mut self, record: &ReplayRecord) -> Result<(), Reason> {
-        self.write_message(&[&record.payload])
-            .await
-            .map_err(|e| write_reason(&e))?;
-        self.hub.record_sent(record.payload.len(), true);
-        self.cell.sent_seq.set(Some(record.seq.get()));
-        self.next = record.seq.get() + 1;
-        if let Some(offset) = self.offset.as_mut() {
-            *offset += record.payload.len() as u64;
+    /// Replayed records in one gathered write.
+    async fn send_replayed_run(&mut self, run: &[ReplayRecord]) -> Result<(), Reason> {
+        let mut headers = Headers::new();
+        for record in run {
+            headers.push(Some(record.payload.len() as u64));
+        }
+        let mut parts: [&[u8]; GATHER_PARTS_MAX] = [&[]; GATHER_PARTS_MAX];
+        let mut used = 0;
+        for (slot, part) in parts.iter_mut().zip(
+            run.iter()
+                .zip(headers.iter())
+                .filter_map(|(record, header)| Some([header?, record.payload.as_slice()]))
+                .flatten(),
+        ) {
+            *slot = part;
+            used += 1;
+        }
+        write_gathered(
+            self.fd,
+            &mut self.writer,
+            parts.get(..used).unwrap_or_default(),
+        )
+        .await
+        .map_err(|e| write_reason(&e))?;
+        for (record, _) in run.iter().zip(headers.iter()) {
+            self.hub.record_sent(record.payload.len(), true);
+            self.cell.sent_seq.set(Some(record.seq.get()));
+            self.next = record.seq.get() + 1;
+            if let Some(offset) = self.offset.as_mut() {
+                *offset += record.payload.len() as u64;
+            }
         }
         Ok(())
     }
@@ -315,5 +388,76 @@ impl Session<'_> {
             self.writer.write_all(part).await?;
         }
         Ok(())
+    }
+}
+
+/// Where the next gathered replay write starts and ends in `records`: `skip` records
+/// already sent (below `next`), then `run` records to send (at most
+/// `FANOUT_WRITE_BATCH_FRAMES_MAX` frames and `FANOUT_WRITE_BATCH_BYTES_MAX` bytes, the
+/// first always), and the seq of the first record the live ring holds if the run stopped
+/// there (the session switches to the ring at it).
+fn replay_run(
+    records: &[ReplayRecord],
+    next: u64,
+    ring_oldest: Option<u64>,
+) -> (usize, usize, Option<u64>) {
+    let skip = records
+        .iter()
+        .take_while(|record| record.seq.get() < next)
+        .count();
+    let mut run = 0;
+    let mut bytes = 0usize;
+    for record in records.iter().skip(skip) {
+        let seq = record.seq.get();
+        if ring_oldest.is_some_and(|oldest| oldest <= seq) {
+            return (skip, run, Some(seq));
+        }
+        let full = run >= FANOUT_WRITE_BATCH_FRAMES_MAX
+            || bytes + record.payload.len() > FANOUT_WRITE_BATCH_BYTES_MAX;
+        if run > 0 && full {
+            break;
+        }
+        bytes += record.payload.len();
+        run += 1;
+    }
+    (skip, run, None)
+}
+
+/// The WebSocket headers of one gathered write, on the stack; `None` marks a frame that
+/// is skipped (its account is hidden).
+struct Headers {
+    bytes: [[u8; WS_HEADER_BYTES_MAX]; FANOUT_WRITE_BATCH_FRAMES_MAX],
+    lens: [Option<usize>; FANOUT_WRITE_BATCH_FRAMES_MAX],
+    count: usize,
+}
+
+impl Headers {
+    fn new() -> Self {
+        Headers {
+            bytes: [[0; WS_HEADER_BYTES_MAX]; FANOUT_WRITE_BATCH_FRAMES_MAX],
+            lens: [None; FANOUT_WRITE_BATCH_FRAMES_MAX],
+            count: 0,
+        }
+    }
+
+    /// The header of the next frame (`None`: the frame is skipped). Past the capacity the
+    /// frame is left out of this write (the callers' batches never get there).
+    fn push(&mut self, payload_len: Option<u64>) {
+        let (Some(bytes), Some(len)) = (
+            self.bytes.get_mut(self.count),
+            self.lens.get_mut(self.count),
+        ) else {
+            return;
+        };
+        *len = payload_len.map(|payload| encode_header(true, Opcode::Binary, payload, None, bytes));
+        self.count += 1;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Option<&[u8]>> {
+        self.bytes
+            .iter()
+            .zip(self.lens.iter())
+            .take(self.count)
+            .map(|(bytes, len)| len.map(|len| bytes.get(..len).unwrap_or_default()))
     }
 }
