@@ -399,6 +399,19 @@ pub const IDENTITY_CACHE_TTL_SECS_MAX: u64 = 24 * 60 * 60;
 /// a DID that does not exist (indigo: 5 minutes for errors).
 pub const IDENTITY_NEGATIVE_TTL_SECS_MAX: u64 = 5 * 60;
 
+/// Changed identity-cache DIDs (new entries and purges, each list) waiting for the
+/// persister thread; beyond it a change is dropped and counted. 100,000 is a few minutes
+/// of a cold network start at the persister's interval.
+pub const IDENTITY_PERSIST_PENDING_MAX: usize = 100_000;
+
+/// Seconds between two writes of the identity cache's changes to the state store (and the
+/// most a restart loses of them: lost entries are just looked up again).
+pub const IDENTITY_PERSIST_INTERVAL_SECS: u64 = 10;
+
+/// Identity entries one store call writes or reads (start-up load pages and persister
+/// batches), so one call never holds the state thread long.
+pub const IDENTITY_PERSIST_BATCH_ENTRIES_MAX: usize = 1_000;
+
 // ---- tail ----
 
 /// Frames of one account held while its key is being fetched. Tail resolves on its own

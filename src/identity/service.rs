@@ -36,7 +36,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::limits::{
     IDENTITY_CACHE_ENTRIES_MAX, IDENTITY_CACHE_TTL_SECS_MAX, IDENTITY_LOOKUP_TIMEOUT_MILLIS_MAX,
-    IDENTITY_NEGATIVE_TTL_SECS_MAX, IDENTITY_QUEUE_REQUESTS_MAX, IDENTITY_WORKERS_MAX,
+    IDENTITY_NEGATIVE_TTL_SECS_MAX, IDENTITY_PERSIST_PENDING_MAX, IDENTITY_QUEUE_REQUESTS_MAX,
+    IDENTITY_WORKERS_MAX,
 };
 use crate::identity::did_doc::DidDocument;
 use crate::identity::resolver::{ResolveError, Resolver};
@@ -104,6 +105,31 @@ struct Cache {
     order: VecDeque<(String, u64)>,
     next_stamp: u64,
     in_flight: HashMap<String, Vec<oneshot::Sender<Outcome>>>,
+    /// DIDs with a new positive entry since the persister last drained them.
+    fresh: Vec<String>,
+    /// DIDs purged (an `#identity`) since the persister last drained them.
+    purged: Vec<String>,
+}
+
+/// What changed in the cache since the last [`IdentityService::drain_changes`]: the
+/// entries to write to the store and the DIDs to delete from it.
+#[derive(Debug, Default)]
+pub struct CacheChanges {
+    /// New positive entries (still cached when drained).
+    pub resolved: Vec<Resolved>,
+    /// Purged DIDs.
+    pub purged: Vec<String>,
+}
+
+/// Note a changed DID for the persister; past `IDENTITY_PERSIST_PENDING_MAX` it is
+/// dropped and counted (harmless: a stale stored entry is re-resolved once on the first
+/// signature failure or host mismatch after a restart).
+fn note_change(list: &mut Vec<String>, did: &str, kind: &'static str) {
+    if list.len() >= IDENTITY_PERSIST_PENDING_MAX {
+        metrics::counter!("relay_identity_persist_dropped_total", "reason" => kind).increment(1);
+        return;
+    }
+    list.push(did.to_owned());
 }
 
 struct Shared {
@@ -174,6 +200,7 @@ impl IdentityService {
     pub fn purge(&self, did: &str) {
         let mut cache = self.shared.lock();
         cache.entries.remove(did);
+        note_change(&mut cache.purged, did, "purged");
         metrics::gauge!("relay_identity_cache_entries").set(cache.entries.len() as f64);
     }
 
@@ -188,6 +215,26 @@ impl IdentityService {
             .filter_map(|entry| entry.outcome.as_ref().ok())
             .map(|resolved| Resolved::clone(resolved))
             .collect()
+    }
+
+    /// Take what changed since the last call (for the persister thread): a DID purged
+    /// after it was resolved is only in `purged`.
+    pub fn drain_changes(&self) -> CacheChanges {
+        let mut cache = self.shared.lock();
+        let fresh = std::mem::take(&mut cache.fresh);
+        let purged = std::mem::take(&mut cache.purged);
+        let resolved = fresh
+            .iter()
+            .filter_map(|did| cache.entries.get(did))
+            .filter_map(|entry| entry.outcome.as_ref().ok())
+            .map(|resolved| Resolved::clone(resolved))
+            .collect();
+        CacheChanges { resolved, purged }
+    }
+
+    /// Most entries the cache holds (what a warm start loads at most).
+    pub fn cache_entries_max(&self) -> usize {
+        self.shared.config.cache_entries_max
     }
 
     /// Load entries saved by [`snapshot`](Self::snapshot); each keeps its original
@@ -325,6 +372,9 @@ fn finish(shared: &Shared, did: String, outcome: Outcome) {
         let waiters = cache.in_flight.remove(&did).unwrap_or_default();
         if let Some(ttl) = ttl {
             let expires = now.saturating_add(duration_micros(ttl));
+            if outcome.is_ok() {
+                note_change(&mut cache.fresh, &did, "resolved");
+            }
             cache.insert(did, outcome.clone(), expires, config);
         }
         waiters

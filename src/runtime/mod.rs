@@ -22,6 +22,7 @@
 
 pub mod frames;
 #[cfg(feature = "server")]
+pub mod identity_persist;
 pub mod ingest;
 #[cfg(feature = "server")]
 pub mod logging;

@@ -88,6 +88,7 @@ pub struct Relay {
     stop: Vec<Arc<Notify>>,
     regions: RegionRegistry,
     state: Arc<StateService>,
+    identity_persister: crate::runtime::identity_persist::Persister,
     /// The bound public address (useful when the flag asked for port 0).
     pub listen: std::net::SocketAddr,
     /// The bound metrics address.
@@ -117,6 +118,7 @@ impl Relay {
         for executor in self.executors {
             let _ = executor.join();
         }
+        self.identity_persister.stop();
         // Make the write-behind state durable before the process ends.
         if let Err(e) = futures_lite::future::block_on(self.state.flush()) {
             log::warn!("state flush at stop: {e}");
@@ -219,6 +221,13 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         .map_err(|e| ServeError::Config(format!("state store: {e}")))?;
     let state =
         Arc::new(StateService::start(store).map_err(|e| ServeError::Spawn(format!("state: {e}")))?);
+    match crate::runtime::identity_persist::load(&identity, &state) {
+        Ok((read, kept)) => log::info!("identity cache: {kept} of {read} saved entries loaded"),
+        Err(e) => log::warn!("identity cache: loading saved entries failed (starting cold): {e}"),
+    }
+    let identity_persister =
+        crate::runtime::identity_persist::spawn(identity.clone(), Arc::clone(&state))
+            .map_err(|e| ServeError::Spawn(format!("identity persister: {e}")))?;
     let (crawl_tx, crawl_rx) = crate::api::xrpc::crawl_channel();
     let (admin_tx, admin_rx) = crate::admin::admin_channel();
     let api = ApiShared {
@@ -386,6 +395,7 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         stop: stops,
         regions: parts.regions,
         state,
+        identity_persister,
         listen,
         metrics_listen,
     })

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod atjson;
+pub mod pg;
 pub mod serve;
 pub mod ws_client;
 
