@@ -62,6 +62,12 @@ pub struct HostEntry {
     /// The session's control block (cursor, disconnect).
     pub control: Rc<SessionControl>,
     last_seq: Option<(u64, u64)>,
+    /// An operator banned the host: its session is stopped and any frame of it still
+    /// queued or parked is dropped (`host_banned`).
+    banned: bool,
+    /// Frames of connections numbered below this came before an operator's cursor reset
+    /// and are dropped (`host_cursor_reset`): their seqs belong to the old sequence.
+    connections_from: u64,
     /// Upstream seqs of this host's frames parked now (a multiset): the cursor written to
     /// the state store never passes the oldest, or a crash would lose them.
     parked_seqs: BTreeMap<u64, u32>,
@@ -74,9 +80,24 @@ impl HostEntry {
             authority,
             control,
             last_seq: None,
+            banned: false,
+            connections_from: 0,
             parked_seqs: BTreeMap::new(),
         }
     }
+}
+
+/// An operator's change an ingest shard applies (sent by the admin applier thread).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShardCommand {
+    /// The relay's own status of an account changed.
+    AccountStatus(String, LocalStatus),
+    /// Stop the host's session for good and drop what is still queued of it.
+    BanHost(HostId),
+    /// The host restarted its sequence (a wiped PDS): forget its cursor and resubscribe
+    /// from its oldest event; frames of the old connection still queued are dropped.
+    /// Account revs still refuse anything already relayed.
+    ResetHostCursor(HostId),
 }
 
 /// An identity lookup's outcome (and, on first sight, the account's stored record),
@@ -199,6 +220,47 @@ impl IngestShard {
     }
 
     /// Register a host before its session delivers frames.
+    /// Apply an operator's change.
+    pub async fn apply(&mut self, command: ShardCommand) {
+        match command {
+            ShardCommand::AccountStatus(did, status) => self.set_local_status(&did, status).await,
+            ShardCommand::BanHost(id) => {
+                if let Some(host) = self.hosts.get_mut(&id) {
+                    host.banned = true;
+                    host.control.stop();
+                    log::info!("admin: host {} banned: session stopped", id.0);
+                }
+            }
+            ShardCommand::ResetHostCursor(id) => {
+                if let Some(host) = self.hosts.get_mut(&id) {
+                    host.connections_from = host.control.connection() + 1;
+                    host.last_seq = None;
+                    host.parked_seqs.clear();
+                    host.control.cursor.set(Some(0));
+                    // Latest wins in the write-behind: an older cursor still waiting
+                    // there must not be flushed over the reset.
+                    let _ = self.state.record_host_cursor(id.0, 0);
+                    host.control.disconnect("host_cursor_reset");
+                    log::info!("admin: host {} cursor reset: resubscribing from 0", id.0);
+                }
+            }
+        }
+    }
+
+    /// Why a frame of `host` read on `connection` is dropped whatever it holds: the host
+    /// was banned, or the frame is from before a cursor reset.
+    fn host_refusal(&self, host: HostId, connection: u64) -> Option<&'static str> {
+        let entry = self.hosts.get(&host)?;
+        if entry.banned {
+            Some("host_banned")
+        } else if connection < entry.connections_from {
+            Some("host_cursor_reset")
+        } else {
+            None
+        }
+    }
+
+    /// Register (or replace, after an unban) a host and its session control.
     pub fn add_host(&mut self, host: HostId, entry: HostEntry) {
         self.hosts.insert(host, entry);
     }
@@ -212,7 +274,7 @@ impl IngestShard {
         frames: LocalReceiver<UpstreamFrame>,
         resolved: LocalReceiver<Resolution>,
         hosts: LocalReceiver<(HostId, HostEntry)>,
-        statuses: flume::Receiver<(String, LocalStatus)>,
+        commands: flume::Receiver<ShardCommand>,
     ) {
         let mut held: Option<Held> = None;
         loop {
@@ -237,8 +299,8 @@ impl IngestShard {
                     async { hosts.recv().await.map(|(id, entry)| Work::Host(id, entry)) },
                     futures_lite::future::or(
                         async {
-                            match statuses.recv_async().await {
-                                Ok((did, status)) => Some(Work::Status(did, status)),
+                            match commands.recv_async().await {
+                                Ok(command) => Some(Work::Command(command)),
                                 // No admin API any more: nothing will come; never end here.
                                 Err(_) => std::future::pending().await,
                             }
@@ -252,7 +314,7 @@ impl IngestShard {
                 Some(Work::Frame(frame)) => held = self.on_frame(frame).await,
                 Some(Work::Resolved(resolution)) => self.on_resolved(resolution).await,
                 Some(Work::Host(id, entry)) => self.add_host(id, entry),
-                Some(Work::Status(did, status)) => self.set_local_status(&did, status).await,
+                Some(Work::Command(command)) => self.apply(command).await,
                 None => return,
             }
         }
@@ -360,6 +422,9 @@ impl IngestShard {
                 return Routed::Done(Some("unknown_type"));
             }
         };
+        if let Some(reason) = self.host_refusal(upstream.host, upstream.connection) {
+            return Routed::Done(Some(reason));
+        }
         let Some(host) = self.hosts.get_mut(&upstream.host) else {
             return Routed::Done(Some("unknown_host"));
         };
@@ -417,6 +482,10 @@ impl IngestShard {
             connection,
             frame,
         } = upstream;
+        if let Some(reason) = self.host_refusal(host, connection) {
+            self.reject(reason);
+            return;
+        }
         let did = did_of(&frame, &peek.did).to_owned();
         // Host authority first: a frame from a host that is not the account's PDS is
         // refused for that reason (after one re-resolution, for migrations) without
@@ -945,7 +1014,7 @@ enum Work {
     Frame(UpstreamFrame),
     Resolved(Resolution),
     Host(HostId, HostEntry),
-    Status(String, LocalStatus),
+    Command(ShardCommand),
 }
 
 fn repeek(frame: &FrameHandle) -> Option<Peek> {

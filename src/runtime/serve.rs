@@ -20,7 +20,7 @@ use crate::eventlog::{AccountKey, EventLog, EventLogConfig, OnDurable};
 use crate::fanout::{Hub, HubConfig, ReplayPool};
 use crate::identity::service::{IdentityConfig, IdentityService};
 use crate::runtime::frames::{FrameRegion, FrameRegionConfig, FrameWriter, RegionId};
-use crate::runtime::ingest::{HostEntry, IngestShard, ShardParts, authority_of};
+use crate::runtime::ingest::{HostEntry, IngestShard, ShardCommand, ShardParts, authority_of};
 use crate::runtime::notify::Notify;
 use crate::runtime::placement::{self, CoreRoles};
 use crate::runtime::resume::{TailStates, account_states_from_tail};
@@ -148,7 +148,7 @@ struct CoreSetup {
     hosts: Vec<UpstreamHost>,
     ingest_sender: Option<SharedSender<Admitted>>,
     crawl: Option<flume::Receiver<CrawlRequest>>,
-    statuses: Option<flume::Receiver<(String, LocalStatus)>>,
+    statuses: Option<flume::Receiver<ShardCommand>>,
     hides: Option<flume::Receiver<(AccountKey, bool)>>,
     api: ApiShared,
     parts: SharedParts,
@@ -234,7 +234,7 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         state: Arc::clone(&state),
         admin_token: args.admin_token.clone(),
         allow_private_hosts: args.allow_private_hosts,
-        crawl_requests: crawl_tx,
+        crawl_requests: crawl_tx.clone(),
         admin_events: admin_tx,
         tls: client_tls_config().map_err(|e| ServeError::Config(format!("TLS roots: {e}")))?,
         new_hosts: Arc::default(),
@@ -265,6 +265,8 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         log.clone(),
         shard_status_senders,
         fanout_hide_senders,
+        crawl_tx,
+        Arc::clone(&state),
     )?;
     let parts = SharedParts {
         regions: Arc::default(),
@@ -549,7 +551,7 @@ async fn run_fanout(
 struct IngestInputs {
     hosts: Vec<UpstreamHost>,
     crawl: flume::Receiver<CrawlRequest>,
-    statuses: flume::Receiver<(String, LocalStatus)>,
+    statuses: flume::Receiver<ShardCommand>,
 }
 
 async fn run_ingest(
@@ -812,30 +814,39 @@ fn spawn_crawl_dispatch(
         .map_err(|e| ServeError::Spawn(format!("crawl dispatch: {e}")))
 }
 
-/// Apply admin changes that touch the event log: a takedown hides the account's events
-/// from replay from now on (a tombstone, no rewrite), a reversal lifts it. Host bans,
-/// limit changes and cursor resets are stored by the admin API and take effect on the
-/// data plane at the next start (live application is not built yet).
+/// Apply admin changes on the data plane: a takedown is sent to every ingest shard and
+/// hides the account's events from replay from now on (a tombstone, no rewrite), a
+/// reversal lifts it; host bans, domain bans, unbans and cursor resets go to the shards
+/// (`apply_host_event`). Limit changes are stored and read at the next start (the
+/// per-host limiters are not built).
 fn spawn_admin_applier(
     events: flume::Receiver<crate::admin::AdminEvent>,
     log: EventLog,
-    shards: Vec<flume::Sender<(String, LocalStatus)>>,
+    shards: Vec<flume::Sender<ShardCommand>>,
     fanout: Vec<flume::Sender<(AccountKey, bool)>>,
+    crawl: flume::Sender<CrawlRequest>,
+    state: Arc<StateService>,
 ) -> Result<(), ServeError> {
     use crate::admin::AdminEvent;
     std::thread::Builder::new()
         .name("relay-admin".to_owned())
         .spawn(move || {
             for event in events.iter() {
-                let AdminEvent::AccountStatusChanged { did, status, .. } = event else {
-                    log::info!("admin: {event:?} stored; applied at the next start");
-                    continue;
+                let (did, status) = match event {
+                    AdminEvent::AccountStatusChanged { did, status, .. } => (did, status),
+                    other => {
+                        apply_host_event(other, &shards, &crawl, &state);
+                        continue;
+                    }
                 };
                 // Every shard: the account's frames are refused from now on wherever
                 // they arrive (a full queue is logged; the store has the status and a
                 // restart applies it).
                 for shard in &shards {
-                    if shard.try_send((did.clone(), status)).is_err() {
+                    if shard
+                        .try_send(ShardCommand::AccountStatus(did.clone(), status))
+                        .is_err()
+                    {
                         log::warn!("admin: status of {did} not sent to a busy ingest shard");
                     }
                 }
@@ -867,6 +878,68 @@ fn spawn_admin_applier(
         })
         .map(drop)
         .map_err(|e| ServeError::Spawn(format!("admin applier: {e}")))
+}
+
+/// A host change from the admin API, live: a ban (or a domain ban, for every stored host
+/// under the domain) stops the host's session on its shard; an unban subscribes it again
+/// through the crawl path (from its stored cursor); a cursor reset makes its shard
+/// resubscribe from 0. Queues full: logged; the store holds the change and the next
+/// start applies it.
+fn apply_host_event(
+    event: crate::admin::AdminEvent,
+    shards: &[flume::Sender<ShardCommand>],
+    crawl: &flume::Sender<CrawlRequest>,
+    state: &StateService,
+) {
+    use crate::admin::AdminEvent;
+    let send_all = |command: ShardCommand| {
+        for shard in shards {
+            if shard.try_send(command.clone()).is_err() {
+                log::warn!("admin: {command:?} not sent to a busy ingest shard");
+            }
+        }
+    };
+    match event {
+        AdminEvent::HostBanned { host_id, .. } => send_all(ShardCommand::BanHost(HostId(host_id))),
+        AdminEvent::HostCursorReset { host_id } => {
+            send_all(ShardCommand::ResetHostCursor(HostId(host_id)))
+        }
+        AdminEvent::HostUnbanned { host_id, hostname } => {
+            let request = CrawlRequest {
+                host_id,
+                hostname,
+                new: false,
+            };
+            if crawl.try_send(request).is_err() {
+                log::warn!("admin: unbanned host {host_id} not resubscribed (busy)");
+            }
+        }
+        AdminEvent::DomainBanned { domain } => {
+            for host in hosts_under(state, &domain) {
+                send_all(ShardCommand::BanHost(host));
+            }
+        }
+        other => log::info!("admin: {other:?} stored; applied at the next start"),
+    }
+}
+
+/// The stored hosts whose hostname is `domain` or under it.
+fn hosts_under(state: &StateService, domain: &str) -> Vec<HostId> {
+    let mut found = Vec::new();
+    let mut after = 0;
+    loop {
+        let page =
+            futures_lite::future::block_on(state.call(move |store| store.list_hosts(after, 1000)));
+        let Ok(page) = page else { break };
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        found.extend(
+            page.iter()
+                .filter(|h| crate::api::xrpc::domain_matches(&h.hostname, domain))
+                .map(|h| HostId(h.id)),
+        );
+    }
+    found
 }
 
 /// Retention on its own thread (it deletes files): every `EVENTLOG_RETENTION_INTERVAL_SECS`

@@ -65,3 +65,39 @@ pub fn scrape(metrics: SocketAddr) -> BTreeMap<(String, String), u64> {
     }
     counts
 }
+
+/// POST a JSON body to the relay's API, with a bearer token if given; the whole response.
+pub fn post(addr: SocketAddr, path: &str, body: &str, token: Option<&str>) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: relay\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+}
+
+/// The frames the relay replays from cursor 0: until 500 ms of silence, or for at most
+/// `within` while live events keep coming (a replay of a test's log takes well under it).
+pub fn replay_all(addr: SocketAddr, within: std::time::Duration) -> Vec<Vec<u8>> {
+    use super::ws_client::{Message, WsClient};
+    let mut client = WsClient::connect(
+        addr,
+        "/xrpc/com.atproto.sync.subscribeRepos?cursor=0",
+        std::time::Duration::from_millis(500),
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + within;
+    let mut frames = Vec::new();
+    while std::time::Instant::now() < deadline {
+        match client.next() {
+            Ok(Message::Binary(bytes)) => frames.push(bytes),
+            _ => break,
+        }
+    }
+    frames
+}
