@@ -23,6 +23,7 @@
 pub mod frames;
 #[cfg(feature = "server")]
 pub mod identity_persist;
+#[cfg(feature = "server")]
 pub mod ingest;
 #[cfg(feature = "server")]
 pub mod logging;
