@@ -59,52 +59,53 @@ impl Scenario {
     }
 }
 
-/// Flags of `relay bench`. Sizes default to the scenario's; the overrides make a short
+/// Flags of `relay bench`; every flag has a `RELAY_BENCH_…` environment twin
+/// (docs/specs/config.md). Sizes default to the scenario's; the overrides make a short
 /// run fit a small machine.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
     /// The scenario to run.
-    #[arg(long, value_enum)]
+    #[arg(long, env = "RELAY_BENCH_SCENARIO", value_enum)]
     pub scenario: Scenario,
     /// Executors of the relay under test (`relay serve --cores`).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, env = "RELAY_BENCH_CORES", default_value_t = 1)]
     pub cores: usize,
     /// Measured seconds (after connect and warm-up); default: the scenario's.
-    #[arg(long)]
+    #[arg(long, env = "RELAY_BENCH_DURATION_SECS")]
     pub duration_secs: Option<u64>,
     /// Directory for the JSON and HTML reports (and the relay's data and log while it runs).
-    #[arg(long, default_value = "./bench-out")]
+    #[arg(long, env = "RELAY_BENCH_OUT", default_value = "./bench-out")]
     pub out: PathBuf,
     /// Simulated PDS hosts.
-    #[arg(long)]
+    #[arg(long, env = "RELAY_BENCH_HOSTS")]
     pub hosts: Option<usize>,
     /// Accounts on each host.
-    #[arg(long)]
+    #[arg(long, env = "RELAY_BENCH_ACCOUNTS_PER_HOST")]
     pub accounts_per_host: Option<usize>,
     /// Offered events/s across the fleet (`max`: the size of the pre-generated backlog is
     /// duration × this rate).
-    #[arg(long)]
+    #[arg(long, env = "RELAY_BENCH_RATE")]
     pub rate: Option<u64>,
     /// Checking consumers.
-    #[arg(long)]
+    #[arg(long, env = "RELAY_BENCH_CONSUMERS")]
     pub consumers: Option<usize>,
     /// Share of commits that are large (close to the 2,000,000-byte blocks limit).
-    #[arg(long)]
+    #[arg(long, env = "RELAY_BENCH_LARGE_COMMIT_SHARE")]
     pub large_commit_share: Option<f64>,
     /// Seconds between the relay connecting to every host and the consumers subscribing.
-    #[arg(long)]
+    #[arg(long, env = "RELAY_BENCH_WARMUP_SECS")]
     pub warmup_secs: Option<u64>,
     /// Executors (and generator threads) of the simulated fleet.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, env = "RELAY_BENCH_SIM_CORES", default_value_t = 1)]
     pub sim_cores: usize,
     /// Seed of the simulated fleet.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, env = "RELAY_BENCH_SEED", default_value_t = 1)]
     pub seed: u64,
     /// The `relay` binary to run as the relay under test (default: this executable).
-    #[arg(long)]
+    #[arg(long, env = "RELAY_BENCH_RELAY_EXE")]
     pub relay_exe: Option<PathBuf>,
     /// No progress line each second.
-    #[arg(long)]
+    #[arg(long, env = "RELAY_BENCH_QUIET")]
     pub quiet: bool,
 }
 
