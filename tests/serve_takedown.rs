@@ -5,28 +5,14 @@
 
 mod common;
 
+use common::serve::post;
 use common::ws_client::{Message, WsClient};
 use relay::frame::event::{Event, Frame};
 use relay::runtime::serve::start;
 use relay::sim::fleet::{Fleet, FleetConfig};
-use std::io::{Read, Write};
 use std::time::Duration;
 
 const TOKEN: &str = "test-admin-token";
-
-fn post(addr: std::net::SocketAddr, path: &str, body: &str, token: Option<&str>) -> String {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: relay\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response
-}
 
 fn replay(addr: std::net::SocketAddr) -> Vec<Vec<u8>> {
     let mut client = WsClient::connect(

@@ -5,12 +5,13 @@
 //! PostgreSQL is never skipped in CI: with `CI` set and no URL the tests fail. Locally
 //! without a URL they print "skipped: no RELAY_TEST_DATABASE_URL".
 
+#[path = "common/pg.rs"]
+mod pg;
 use relay::state::{
     self, BackfillRecord, Batch, HostStatus, LocalStatus, RateLimits, RevUpdate, ServiceConfig,
     StateConfig, StateError, StateService, Store, UpstreamStatus,
 };
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 trait Backend {
@@ -47,65 +48,16 @@ impl Backend for Rocks {
 
 /// A fresh schema per test, dropped at the end.
 struct Postgres {
-    base: String,
-    schema: String,
-}
-
-static SCHEMA_SEQ: AtomicU64 = AtomicU64::new(0);
-
-fn admin(url: &str, sql: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        let driver = tokio::spawn(conn);
-        client.batch_execute(sql).await.unwrap();
-        drop(client);
-        let _ = driver.await;
-    });
+    schema: pg::TestSchema,
 }
 
 impl Postgres {
     fn new() -> Option<Postgres> {
-        let Ok(base) = std::env::var("RELAY_TEST_DATABASE_URL") else {
-            if std::env::var_os("CI").is_some() {
-                panic!(
-                    "CI is set but RELAY_TEST_DATABASE_URL is missing: the PostgreSQL store must be tested in CI (.ci/run sets it)"
-                );
-            }
-            eprintln!("skipped: no RELAY_TEST_DATABASE_URL");
-            return None;
-        };
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let schema = format!(
-            "relay_test_{}_{}_{}",
-            std::process::id(),
-            SCHEMA_SEQ.fetch_add(1, Ordering::Relaxed),
-            nanos
-        );
-        admin(&base, &format!("CREATE SCHEMA {schema}"));
-        Some(Postgres { base, schema })
+        pg::TestSchema::create("state").map(|schema| Postgres { schema })
     }
 
     fn url(&self) -> String {
-        let sep = if self.base.contains('?') { '&' } else { '?' };
-        format!("{}{sep}options=-csearch_path%3D{}", self.base, self.schema)
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        admin(
-            &self.base,
-            &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema),
-        );
+        self.schema.url()
     }
 }
 

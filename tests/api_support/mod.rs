@@ -18,7 +18,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -259,7 +259,7 @@ impl Backend {
         Some(Backend {
             name: "postgres",
             _dir: None,
-            pg: Some(PgSchema::new()?),
+            pg: Some(PgSchema::create("api")?),
         })
     }
 
@@ -279,68 +279,7 @@ impl Backend {
     }
 }
 
-struct PgSchema {
-    base: String,
-    schema: String,
-}
-
-static SCHEMA_SEQ: AtomicU64 = AtomicU64::new(0);
-
-fn pg_admin(url: &str, sql: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        let driver = tokio::spawn(conn);
-        client.batch_execute(sql).await.unwrap();
-        drop(client);
-        let _ = driver.await;
-    });
-}
-
-impl PgSchema {
-    fn new() -> Option<PgSchema> {
-        let Ok(base) = std::env::var("RELAY_TEST_DATABASE_URL") else {
-            if std::env::var_os("CI").is_some() {
-                panic!(
-                    "CI is set but RELAY_TEST_DATABASE_URL is missing: the API must be tested over PostgreSQL in CI"
-                );
-            }
-            eprintln!("skipped: no RELAY_TEST_DATABASE_URL");
-            return None;
-        };
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let schema = format!(
-            "relay_api_test_{}_{}_{}",
-            std::process::id(),
-            SCHEMA_SEQ.fetch_add(1, Ordering::Relaxed),
-            nanos
-        );
-        pg_admin(&base, &format!("CREATE SCHEMA {schema}"));
-        Some(PgSchema { base, schema })
-    }
-
-    fn url(&self) -> String {
-        let sep = if self.base.contains('?') { '&' } else { '?' };
-        format!("{}{sep}options=-csearch_path%3D{}", self.base, self.schema)
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        pg_admin(
-            &self.base,
-            &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema),
-        );
-    }
-}
+use common::pg::TestSchema as PgSchema;
 
 // ---- fake PDS hosts ----
 

@@ -39,8 +39,11 @@ impl TestSchema {
             eprintln!("skipped: no RELAY_TEST_DATABASE_URL");
             return None;
         };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
         let schema = format!(
-            "relay_{name}_{}_{}",
+            "relay_{name}_{}_{}_{nanos}",
             std::process::id(),
             SCHEMA_SEQ.fetch_add(1, Ordering::Relaxed)
         );
