@@ -252,29 +252,12 @@ impl Session<'_> {
             let visible = !entry.hidden && !self.hub.is_hidden(entry.frame.account_key());
             headers.push(visible.then_some(entry.len));
         }
-        let mut parts: [&[u8]; GATHER_PARTS_MAX] = [&[]; GATHER_PARTS_MAX];
-        let mut used = 0;
-        for (entry, header) in batch.iter().zip(headers.iter()) {
-            let Some(header) = header else { continue };
-            let frame = entry.frame.out().slices();
-            for (slot, part) in parts
-                .iter_mut()
-                .skip(used)
-                .zip(std::iter::once(header).chain(frame))
-            {
-                *slot = part;
-                used += 1;
-            }
-        }
-        if used > 0 {
-            write_gathered(
-                self.fd,
-                &mut self.writer,
-                parts.get(..used).unwrap_or_default(),
-            )
-            .await
-            .map_err(|e| write_reason(&e))?;
-        }
+        let parts = batch
+            .iter()
+            .zip(headers.iter())
+            .filter_map(|(entry, header)| Some((header?, entry.frame.out().slices())))
+            .flat_map(|(header, frame)| std::iter::once(header).chain(frame));
+        self.write_parts(parts).await?;
         for (entry, header) in batch.iter().zip(headers.iter()) {
             let seq = entry.frame.seq().get();
             if header.is_some() {
@@ -286,6 +269,30 @@ impl Session<'_> {
         }
         self.cell.replaying.set(false);
         Ok(())
+    }
+
+    /// One gathered write of `parts` (at most `GATHER_PARTS_MAX`; the callers' batches
+    /// stay below it); nothing to send is no write.
+    async fn write_parts<'p>(
+        &mut self,
+        parts: impl Iterator<Item = &'p [u8]>,
+    ) -> Result<(), Reason> {
+        let mut slots: [&[u8]; GATHER_PARTS_MAX] = [&[]; GATHER_PARTS_MAX];
+        let mut used = 0;
+        for (slot, part) in slots.iter_mut().zip(parts) {
+            *slot = part;
+            used += 1;
+        }
+        if used == 0 {
+            return Ok(());
+        }
+        write_gathered(
+            self.fd,
+            &mut self.writer,
+            slots.get(..used).unwrap_or_default(),
+        )
+        .await
+        .map_err(|e| write_reason(&e))
     }
 
     async fn replay_batch(&mut self) -> Result<(), Reason> {
@@ -335,24 +342,12 @@ impl Session<'_> {
         for record in run {
             headers.push(Some(record.payload.len() as u64));
         }
-        let mut parts: [&[u8]; GATHER_PARTS_MAX] = [&[]; GATHER_PARTS_MAX];
-        let mut used = 0;
-        for (slot, part) in parts.iter_mut().zip(
-            run.iter()
-                .zip(headers.iter())
-                .filter_map(|(record, header)| Some([header?, record.payload.as_slice()]))
-                .flatten(),
-        ) {
-            *slot = part;
-            used += 1;
-        }
-        write_gathered(
-            self.fd,
-            &mut self.writer,
-            parts.get(..used).unwrap_or_default(),
-        )
-        .await
-        .map_err(|e| write_reason(&e))?;
+        let parts = run
+            .iter()
+            .zip(headers.iter())
+            .filter_map(|(record, header)| Some([header?, record.payload.as_slice()]))
+            .flatten();
+        self.write_parts(parts).await?;
         for (record, _) in run.iter().zip(headers.iter()) {
             self.hub.record_sent(record.payload.len(), true);
             self.cell.sent_seq.set(Some(record.seq.get()));

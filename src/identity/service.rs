@@ -115,8 +115,9 @@ struct Cache {
 /// entries to write to the store and the DIDs to delete from it.
 #[derive(Debug, Default)]
 pub struct CacheChanges {
-    /// New positive entries (still cached when drained).
-    pub resolved: Vec<Resolved>,
+    /// New positive entries (still cached when drained), shared with the cache: draining
+    /// under the cache lock costs a refcount each, not a document copy.
+    pub resolved: Vec<Arc<Resolved>>,
     /// Purged DIDs.
     pub purged: Vec<String>,
 }
@@ -227,7 +228,7 @@ impl IdentityService {
             .iter()
             .filter_map(|did| cache.entries.get(did))
             .filter_map(|entry| entry.outcome.as_ref().ok())
-            .map(|resolved| Resolved::clone(resolved))
+            .map(Arc::clone)
             .collect();
         CacheChanges { resolved, purged }
     }

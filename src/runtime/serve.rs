@@ -925,11 +925,13 @@ fn apply_host_event(
 
 /// The stored hosts whose hostname is `domain` or under it.
 fn hosts_under(state: &StateService, domain: &str) -> Vec<HostId> {
+    use crate::config::limits::STATE_LIST_PAGE_ENTRIES_MAX;
     let mut found = Vec::new();
     let mut after = 0;
     loop {
-        let page =
-            futures_lite::future::block_on(state.call(move |store| store.list_hosts(after, 1000)));
+        let page = futures_lite::future::block_on(
+            state.call(move |store| store.list_hosts(after, STATE_LIST_PAGE_ENTRIES_MAX)),
+        );
         let Ok(page) = page else { break };
         let Some(last) = page.last() else { break };
         after = last.id;
