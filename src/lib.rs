@@ -13,6 +13,7 @@ pub mod admin;
 pub mod api;
 #[cfg(feature = "server")]
 pub mod bench;
+pub mod collections;
 pub mod config;
 pub mod eventlog;
 #[cfg(feature = "server")]

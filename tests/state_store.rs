@@ -8,8 +8,8 @@
 #[path = "common/pg.rs"]
 mod pg;
 use relay::state::{
-    self, BackfillRecord, Batch, HostStatus, LocalStatus, RateLimits, RevUpdate, ServiceConfig,
-    StateConfig, StateError, StateService, Store, UpstreamStatus,
+    self, BackfillRecord, Batch, CollectionRepo, HostStatus, LocalStatus, RateLimits, RevUpdate,
+    ServiceConfig, StateConfig, StateError, StateService, Store, UpstreamStatus,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,6 +97,9 @@ both!(
     status_changes_and_host_moves,
     identity_snapshot,
     backfill_progress,
+    backfill_listing_by_prefix,
+    collection_index_pages_and_forgets,
+    collection_index_survives_restart,
     batch_is_conditional_and_atomic,
     restart_keeps_everything,
     oversized_fields_are_refused,
@@ -476,6 +479,145 @@ fn backfill_progress(b: &dyn Backend) {
     r.status = "done".into();
     s.put_backfill("listRepos:pds.example", &r).unwrap();
     assert_eq!(s.get_backfill("listRepos:pds.example").unwrap().unwrap(), r);
+}
+
+fn backfill_listing_by_prefix(b: &dyn Backend) {
+    let s = b.open();
+    let record = |done| BackfillRecord {
+        cursor: String::new(),
+        done,
+        failed: 0,
+        status: "queued".into(),
+    };
+    // `_` and `%` are literal in a prefix (PostgreSQL LIKE must not treat them as wildcards).
+    for (key, done) in [
+        ("collections a_b x.y.z", 1),
+        ("collections a_b x.y.a", 2),
+        ("collectionsXa", 3),
+        ("collections-index", 4),
+        ("collections aXb x.y.z", 5),
+        ("other", 6),
+    ] {
+        s.put_backfill(key, &record(done)).unwrap();
+    }
+    let keys = |after: &str, limit| -> Vec<String> {
+        s.list_backfills("collections a_b ", after, limit)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    };
+    assert_eq!(
+        keys("", 10),
+        ["collections a_b x.y.a", "collections a_b x.y.z"]
+    );
+    assert_eq!(keys("", 1), ["collections a_b x.y.a"]);
+    assert_eq!(keys("collections a_b x.y.a", 10), ["collections a_b x.y.z"]);
+    assert!(keys("collections a_b x.y.z", 10).is_empty());
+    let all = s.list_backfills("collections ", "", 100).unwrap();
+    let found: Vec<(&str, u64)> = all.iter().map(|(k, r)| (k.as_str(), r.done)).collect();
+    assert_eq!(
+        found,
+        [
+            ("collections aXb x.y.z", 5),
+            ("collections a_b x.y.a", 2),
+            ("collections a_b x.y.z", 1)
+        ]
+    );
+}
+
+fn pair(collection: &str, did: &str) -> CollectionRepo {
+    CollectionRepo {
+        collection: collection.into(),
+        did: did.into(),
+    }
+}
+
+fn collection_index_pages_and_forgets(b: &dyn Backend) {
+    let s = b.open();
+    let post = "app.bsky.feed.post";
+    s.add_collection_repos(&[
+        pair(post, "did:plc:ccc"),
+        pair(post, "did:plc:aaa"),
+        pair("app.bsky.feed.like", "did:plc:aaa"),
+        pair(post, "did:plc:bbb"),
+        // A prefix of another collection must not leak into it.
+        pair("app.bsky.feed.pos", "did:plc:zzz"),
+    ])
+    .unwrap();
+    // Idempotent: the same pairs again change nothing.
+    s.add_collection_repos(&[pair(post, "did:plc:aaa")])
+        .unwrap();
+    assert_eq!(
+        s.list_collection_repos(post, "", 10).unwrap(),
+        ["did:plc:aaa", "did:plc:bbb", "did:plc:ccc"]
+    );
+    assert_eq!(
+        s.list_collection_repos(post, "", 2).unwrap(),
+        ["did:plc:aaa", "did:plc:bbb"]
+    );
+    assert_eq!(
+        s.list_collection_repos(post, "did:plc:bbb", 2).unwrap(),
+        ["did:plc:ccc"]
+    );
+    assert!(
+        s.list_collection_repos(post, "did:plc:ccc", 2)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.list_collection_repos("app.bsky.graph.follow", "", 10)
+            .unwrap()
+            .is_empty()
+    );
+    // Pages up to the lexicon maximum (2,000), past the other lists' 1,000.
+    let many: Vec<_> = (0..2100)
+        .map(|i| pair("x.y.z", &format!("did:plc:{i:05}")))
+        .collect();
+    s.add_collection_repos(&many).unwrap();
+    assert_eq!(
+        s.list_collection_repos("x.y.z", "", 5000).unwrap().len(),
+        2000
+    );
+
+    assert_eq!(s.remove_collection_repos("did:plc:aaa").unwrap(), 2);
+    assert_eq!(s.remove_collection_repos("did:plc:aaa").unwrap(), 0);
+    assert_eq!(
+        s.list_collection_repos(post, "", 10).unwrap(),
+        ["did:plc:bbb", "did:plc:ccc"]
+    );
+    assert!(
+        s.list_collection_repos("app.bsky.feed.like", "", 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        s.add_collection_repos(&[pair("a.b\0c", "did:plc:x")]),
+        Err(StateError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.add_collection_repos(&[pair("a.b.c", "did:plc:\0x")]),
+        Err(StateError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.add_collection_repos(&[pair("a.b.c", &"x".repeat(5000))]),
+        Err(StateError::TooLarge(_))
+    ));
+}
+
+fn collection_index_survives_restart(b: &dyn Backend) {
+    {
+        let s = b.open();
+        s.add_collection_repos(&[pair("app.bsky.feed.post", "did:plc:aaa")])
+            .unwrap();
+        s.sync().unwrap();
+    }
+    let s = b.open();
+    assert_eq!(
+        s.list_collection_repos("app.bsky.feed.post", "", 10)
+            .unwrap(),
+        ["did:plc:aaa"]
+    );
 }
 
 fn batch_is_conditional_and_atomic(b: &dyn Backend) {

@@ -23,6 +23,8 @@
 //! | `GET /admin/domains` | — | banned domains |
 //! | `POST /admin/domains/ban`, `/unban` | `{domain}` | stored; [`AdminEvent::DomainBanned`] / `DomainUnbanned` |
 //! | `POST /admin/repo/takedown`, `/reverseTakedown` | `{did}` | local status `takendown` / `active`; [`AdminEvent::AccountStatusChanged`] |
+//! | `POST /admin/collections/backfill` | `{source, collections}` | queue collection backfill jobs (`collections.rs`) |
+//! | `GET /admin/collections/backfill` | `?cursor=&limit=` | the collection indexer's cursor and the jobs' progress |
 //!
 //! Replies: `200 {}` (or the listing); unknown host or DID 400 `HostNotFound` /
 //! `RepoNotFound`; bad body 400 `InvalidRequest`. If the event queue is full the change
@@ -30,6 +32,8 @@
 //!
 //! Not done: listing recent rejections per host or account — no component records them
 //! yet (only bounded-label counters exist), so there is no route for it.
+
+mod collections;
 
 use crate::api::http::Request;
 use crate::api::server::{Method, Reply, Router};
@@ -133,7 +137,7 @@ fn authorize(ctx: &ApiContext, request: &Request) -> Result<(), ApiError> {
 /// Register the `/admin` routes (called by `api::xrpc::register`).
 pub fn register(router: &mut Router, ctx: &Rc<ApiContext>) {
     macro_rules! route {
-        ($method:expr, $path:literal, $handler:ident) => {
+        ($method:expr, $path:literal, $handler:path) => {
             xrpc::add(router, $method, $path, ctx, |ctx, request| async move {
                 authorize(&ctx, &request)?;
                 $handler(ctx, request).await
@@ -153,6 +157,16 @@ pub fn register(router: &mut Router, ctx: &Rc<ApiContext>) {
         Method::Post,
         "/admin/repo/reverseTakedown",
         reverse_takedown
+    );
+    route!(
+        Method::Post,
+        "/admin/collections/backfill",
+        collections::trigger
+    );
+    route!(
+        Method::Get,
+        "/admin/collections/backfill",
+        collections::progress
     );
 }
 

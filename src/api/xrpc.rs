@@ -15,7 +15,8 @@
 //! `RepoTakendown`, `RepoSuspended`, `RepoDeactivated`, `HostBanned`) are 400, as XRPC
 //! custom errors are; a full state queue is 503, a store failure 500.
 //!
-//! Paging: `listHosts` pages by host id, `listRepos` by uid; the cursor is the last id of
+//! Paging: `listHosts` pages by host id, `listRepos` by uid, `listReposByCollection` by
+//! DID; the cursor is the last id of
 //! the page, returned only when the page was full (so a last page may come back empty).
 //!
 //! **Known gap (store)**: the state store keeps an account's last `rev` and its commit's
@@ -23,8 +24,9 @@
 //! `getLatestCommit.cid` are the commit CID in the lexicon; until the store records it
 //! (a `commit_cid` field on `AccountRecord`, written with the rev), [`head_cid`] returns
 //! the stored `data` CID — a real CID of the repo's current state, but not the commit's.
-//! `listReposByCollection` needs a collection index that is not built: it is not
-//! registered and answers 501 `MethodNotImplemented` through the router.
+//!
+//! `listReposByCollection` pages the collection index (`collections`) by DID: the cursor
+//! is the last DID read, `limit` 1..=2000 (default 500) as in its lexicon.
 
 mod crawl;
 
@@ -43,6 +45,9 @@ pub(crate) fn crawl_parse_any(text: &str) -> Result<String, ApiError> {
 use crate::admin::{self, AdminEvent};
 use crate::api::http::{Request, query_pairs};
 use crate::api::server::{Method, Reply, Router};
+use crate::config::limits::{
+    COLLECTIONS_LIST_PAGE_ENTRIES_DEFAULT, COLLECTIONS_LIST_PAGE_ENTRIES_MAX,
+};
 use crate::frame::cid::Cid;
 use crate::state::{
     AccountRecord, HostRecord, HostStatus, LocalStatus, StateError, StateService, UpstreamStatus,
@@ -84,6 +89,10 @@ pub struct ApiShared {
     pub tls: Arc<rustls::ClientConfig>,
     /// The per-day new-host budget, shared by every core.
     pub new_hosts: Arc<NewHostBudget>,
+    /// The collection backfill worker (admin triggers wake it); `None`: no backfill.
+    pub backfill: Option<crate::collections::backfill::BackfillWorker>,
+    /// Allow `http://` backfill sources (loopback tests; `--allow-plaintext`).
+    pub allow_plaintext: bool,
 }
 
 /// One core's view of the API: the shared parts plus this core's counters.
@@ -249,6 +258,13 @@ pub fn register(router: &mut Router, ctx: Rc<ApiContext>) {
         &format!("{sync}getRepo"),
         &ctx,
         get_repo,
+    );
+    add(
+        router,
+        Method::Get,
+        &format!("{sync}listReposByCollection"),
+        &ctx,
+        list_repos_by_collection,
     );
     add(
         router,
@@ -443,6 +459,50 @@ async fn list_repos(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
     let mut body = serde_json::json!({ "repos": repos });
     if let Some(cursor) = next_cursor(accounts.len(), limit, accounts.last().map(|a| a.uid)) {
         body["cursor"] = cursor.into();
+    }
+    Ok(Reply::json(200, &body))
+}
+
+/// `listReposByCollection`: a page of the collection index, without accounts this relay
+/// knows are not active (taken down, suspended, deactivated, deleted). The cursor is the
+/// last DID of the index page read, so a page thinned by that filter still advances.
+async fn list_repos_by_collection(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
+    let params = Params::parse(&request.query)?;
+    let collection = params.required("collection", "collection is required")?;
+    let collection = crate::syntax::Nsid::parse(collection)
+        .map_err(|_| ApiError::InvalidRequest("collection is not a valid NSID"))?;
+    let limit = params.limit(
+        COLLECTIONS_LIST_PAGE_ENTRIES_DEFAULT as u64,
+        COLLECTIONS_LIST_PAGE_ENTRIES_MAX as u64,
+    )?;
+    let after = match params.get("cursor")? {
+        None => String::new(),
+        Some(text) => Did::parse(text)
+            .map_err(|_| ApiError::InvalidRequest("bad cursor"))?
+            .as_str()
+            .to_owned(),
+    };
+    let (page, repos) = ctx
+        .state()
+        .call(move |store| {
+            let page = store.list_collection_repos(collection.as_str(), &after, limit)?;
+            let mut repos = Vec::with_capacity(page.len());
+            for did in &page {
+                let hidden = store
+                    .get_account(did)?
+                    .is_some_and(|account| account_status(&account).1.is_some());
+                if !hidden {
+                    repos.push(serde_json::json!({ "did": did }));
+                }
+            }
+            Ok((page, repos))
+        })
+        .await?;
+    let mut body = serde_json::json!({ "repos": repos });
+    if page.len() == limit
+        && let Some(last) = page.last()
+    {
+        body["cursor"] = last.clone().into();
     }
     Ok(Reply::json(200, &body))
 }

@@ -544,6 +544,62 @@ pub const STATE_PG_REQUEST_QUEUE_ENTRIES_MAX: usize = 256;
 /// Longest wait for the PostgreSQL server to accept a connection, in seconds.
 pub const STATE_PG_CONNECT_TIMEOUT_SECONDS_MAX: u64 = 10;
 
+/// Longest wait at stop for the helper threads sharing the state service to let go of it
+/// so the store can be closed, in milliseconds (they end as soon as the executors' ends
+/// of their channels drop; past this the store is left open, its writes flushed).
+pub const STATE_CLOSE_WAIT_MILLIS_MAX: u64 = 2_000;
+
+// ---- collections ----
+
+/// Most DIDs one `listReposByCollection` page returns (the lexicon's `maximum`); the
+/// store's collection page is bounded by the same figure.
+pub const COLLECTIONS_LIST_PAGE_ENTRIES_MAX: usize = 2000;
+
+/// `listReposByCollection`'s `limit` when the request names none (the lexicon's default).
+pub const COLLECTIONS_LIST_PAGE_ENTRIES_DEFAULT: usize = 500;
+
+/// Event-log records the indexer reads before it writes what they added and saves its
+/// cursor: one store round trip per batch, and at most this many records re-read after a
+/// crash.
+pub const COLLECTIONS_INDEX_BATCH_RECORDS_MAX: usize = 8192;
+
+/// New `(collection, did)` pairs written in one store call at most.
+pub const COLLECTIONS_INDEX_BATCH_PAIRS_MAX: usize = 4096;
+
+/// How long the indexer sleeps when it has caught up with the durable log, in
+/// milliseconds: the index lags the firehose by about this much, which
+/// `listReposByCollection` readers (crawlers, backfillers) do not notice.
+pub const COLLECTIONS_INDEX_POLL_MILLIS: u64 = 250;
+
+/// Pause before the indexer retries a failed store write or log read, in milliseconds.
+pub const COLLECTIONS_INDEX_RETRY_MILLIS: u64 = 1000;
+
+/// Recently written pairs the indexer remembers to skip rewriting them (8 bytes each,
+/// 2 MiB at this bound; cleared when full).
+pub const COLLECTIONS_SEEN_PAIRS_MAX: usize = 262_144;
+
+/// DIDs asked for per page from a backfill source: what zlay's backfill asks (the
+/// lexicon allows 2,000, but not every relay serves that many).
+pub const COLLECTIONS_BACKFILL_PAGE_ENTRIES: usize = 1000;
+
+/// Largest backfill page body read, in bytes (1,000 DIDs are ~60 KB of JSON).
+pub const COLLECTIONS_BACKFILL_RESPONSE_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// Longest wait for a backfill source to connect or answer one read, in seconds.
+pub const COLLECTIONS_BACKFILL_TIMEOUT_SECS: u64 = 30;
+
+/// Consecutive failed page fetches after which a backfill job is marked `failed` (an
+/// operator's new trigger resumes it from its saved cursor).
+pub const COLLECTIONS_BACKFILL_ATTEMPTS_MAX: u32 = 5;
+
+/// Collections one backfill trigger may name (zlay's full-network backfill covered
+/// 1,269 collections).
+pub const COLLECTIONS_BACKFILL_COLLECTIONS_MAX: usize = 10_000;
+
+/// How often the backfill worker looks for queued jobs without being woken, in seconds
+/// (a trigger wakes it at once; this catches a wake lost to a full wake queue).
+pub const COLLECTIONS_BACKFILL_IDLE_SECS: u64 = 60;
+
 // ---- runtime::resume ----
 
 /// Records at the end of the event log read at start to recover each account's last

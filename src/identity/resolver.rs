@@ -17,14 +17,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_lite::future::block_on;
-use futures_lite::io::AssertAsync;
 use rustls::ClientConfig;
 
-use crate::api::http::{HttpError, Scheme, Url, client_request};
+use crate::api::http::{HttpError, Scheme, Url};
 use crate::config::limits::DID_DOCUMENT_BYTES_MAX;
 use crate::identity::did_doc::{DidDocError, DidDocument};
-use crate::identity::transport::{ClientStream, ConnectError, is_timeout, tls_client_config};
+use crate::identity::transport::{ConnectError, FetchError, get, is_timeout, tls_client_config};
 use crate::syntax::Did;
 
 /// The path of a did:web document.
@@ -174,17 +172,17 @@ impl Resolver {
         if url.scheme == Scheme::Http && !self.allow_http {
             return Err(ResolveError::HttpNotAllowed);
         }
-        let tls = url.scheme.is_tls().then_some(&self.tls);
-        let stream = ClientStream::connect(&url.host, url.port, tls, self.timeout, self.timeout)?;
-        let mut stream = AssertAsync::new(stream);
-        let response = block_on(client_request(
-            &mut stream,
-            "GET",
+        let response = get(
             &url,
-            &[("Accept", "application/did+ld+json, application/json")],
-            &[],
+            "application/did+ld+json, application/json",
             DID_DOCUMENT_BYTES_MAX,
-        ))?;
+            self.timeout,
+            &self.tls,
+        )
+        .map_err(|e| match e {
+            FetchError::Connect(e) => ResolveError::from(e),
+            FetchError::Http(e) => ResolveError::from(e),
+        })?;
         match response.status {
             200 => DidDocument::parse(did, &response.body).map_err(ResolveError::Document),
             404 | 410 => Err(ResolveError::NotFound),

@@ -163,3 +163,56 @@ impl Write for ClientStream {
         }
     }
 }
+
+/// Why a blocking [`get`] failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The connection could not be opened.
+    Connect(ConnectError),
+    /// The HTTP exchange failed.
+    Http(crate::api::http::HttpError),
+}
+
+impl FetchError {
+    /// A short, bounded label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            FetchError::Connect(e) => e.reason(),
+            FetchError::Http(e) => e.reason(),
+        }
+    }
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Connect(e) => write!(f, "connect: {}", e.reason()),
+            FetchError::Http(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// `GET url` on the calling thread (blocking), reading at most `body_bytes_max` of body.
+/// TLS for `https`/`wss` with `tls`; every step times out after `timeout`.
+pub fn get(
+    url: &crate::api::http::Url,
+    accept: &str,
+    body_bytes_max: usize,
+    timeout: Duration,
+    tls: &Arc<ClientConfig>,
+) -> Result<crate::api::http::Response, FetchError> {
+    let tls = url.scheme.is_tls().then_some(tls);
+    let stream = ClientStream::connect(&url.host, url.port, tls, timeout, timeout)
+        .map_err(FetchError::Connect)?;
+    let mut stream = futures_lite::io::AssertAsync::new(stream);
+    futures_lite::future::block_on(crate::api::http::client_request(
+        &mut stream,
+        "GET",
+        url,
+        &[("Accept", accept)],
+        &[],
+        body_bytes_max,
+    ))
+    .map_err(FetchError::Http)
+}

@@ -14,6 +14,7 @@ use crate::api::xrpc::{ApiContext, ApiShared, CrawlRequest};
 use crate::config::limits::{
     ADMIN_STATUS_QUEUE_ENTRIES_MAX, ADMIN_TAKEDOWN_SETTLE_MILLIS, EVENTLOG_RETENTION_INTERVAL_SECS,
     FANOUT_RING_SLOTS_MAX, INGEST_UPSTREAM_QUEUE_FRAMES_MAX, SEQUENCER_RING_SLOTS_MAX,
+    STATE_CLOSE_WAIT_MILLIS_MAX,
 };
 use crate::config::{ServeArgs, Validation};
 use crate::eventlog::{AccountKey, EventLog, EventLogConfig, OnDurable};
@@ -37,7 +38,7 @@ use std::cell::RefCell;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Why the relay could not start.
 #[derive(Debug)]
@@ -89,6 +90,8 @@ pub struct Relay {
     regions: RegionRegistry,
     state: Arc<StateService>,
     identity_persister: crate::runtime::identity_persist::Persister,
+    collections: crate::collections::indexer::IndexerThread,
+    backfill: crate::collections::backfill::BackfillWorker,
     /// The bound public address (useful when the flag asked for port 0).
     pub listen: std::net::SocketAddr,
     /// The bound metrics address.
@@ -119,9 +122,38 @@ impl Relay {
             let _ = executor.join();
         }
         self.identity_persister.stop();
-        // Make the write-behind state durable before the process ends.
-        if let Err(e) = futures_lite::future::block_on(self.state.flush()) {
-            log::warn!("state flush at stop: {e}");
+        self.collections.stop();
+        self.backfill.stop();
+        close_state(self.state);
+    }
+}
+
+/// Make the write-behind state durable, then close the store once the helper threads
+/// that share it have let go (they end when the executors' channel ends drop). Closing
+/// matters beyond durability: a RocksDB left open while the process exits can crash in
+/// its background threads as static destructors run.
+fn close_state(state: Arc<StateService>) {
+    if let Err(e) = futures_lite::future::block_on(state.flush()) {
+        log::warn!("state flush at stop: {e}");
+    }
+    let deadline = Instant::now() + Duration::from_millis(STATE_CLOSE_WAIT_MILLIS_MAX);
+    let mut state = state;
+    loop {
+        match Arc::try_unwrap(state) {
+            Ok(service) => {
+                if let Err(e) = service.shutdown() {
+                    log::warn!("state shutdown: {e}");
+                }
+                return;
+            }
+            Err(shared) if Instant::now() < deadline => {
+                state = shared;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(_) => {
+                log::warn!("state: still shared at stop; left open (its writes are flushed)");
+                return;
+            }
         }
     }
 }
@@ -228,6 +260,13 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
     let identity_persister =
         crate::runtime::identity_persist::spawn(identity.clone(), Arc::clone(&state))
             .map_err(|e| ServeError::Spawn(format!("identity persister: {e}")))?;
+    let collections =
+        crate::collections::indexer::IndexerThread::spawn(log.clone(), Arc::clone(&state))
+            .map_err(|e| ServeError::Spawn(format!("collection indexer: {e}")))?;
+    let tls = client_tls_config().map_err(|e| ServeError::Config(format!("TLS roots: {e}")))?;
+    let backfill =
+        crate::collections::backfill::BackfillWorker::spawn(Arc::clone(&state), tls.clone())
+            .map_err(|e| ServeError::Spawn(format!("collection backfill: {e}")))?;
     let (crawl_tx, crawl_rx) = crate::api::xrpc::crawl_channel();
     let (admin_tx, admin_rx) = crate::admin::admin_channel();
     let api = ApiShared {
@@ -236,8 +275,10 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         allow_private_hosts: args.allow_private_hosts,
         crawl_requests: crawl_tx.clone(),
         admin_events: admin_tx,
-        tls: client_tls_config().map_err(|e| ServeError::Config(format!("TLS roots: {e}")))?,
+        tls: tls.clone(),
         new_hosts: Arc::default(),
+        backfill: Some(backfill.clone()),
+        allow_plaintext: args.allow_plaintext,
     };
     let mut shard_crawls = Vec::new();
     let mut shard_crawl_senders = Vec::new();
@@ -398,6 +439,8 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         regions: parts.regions,
         state,
         identity_persister,
+        collections,
+        backfill,
         listen,
         metrics_listen,
     })

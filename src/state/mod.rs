@@ -1,4 +1,5 @@
-//! State: hosts, accounts, the identity cache snapshot and backfill progress behind one
+//! State: hosts, accounts, the identity cache snapshot, backfill progress and the
+//! collection index (collection → DIDs, DID → collections) behind one
 //! store interface ([`Store`]), RocksDB by default ([`rocks`]), PostgreSQL on request
 //! ([`pg`]), and the [`StateService`] thread through which the data plane reaches it.
 //!
@@ -77,6 +78,8 @@ pub enum StateError {
     Corrupt(&'static str),
     /// A field is longer than its bound in `limits`.
     TooLarge(&'static str),
+    /// A field holds a value the encoding cannot keep (e.g. a NUL inside a composite key).
+    Invalid(&'static str),
     /// The uid or host-id space is exhausted (2^63 assignments).
     IdsExhausted,
     /// A write names a host id or uid that does not exist.
@@ -97,6 +100,7 @@ impl StateError {
             StateError::Postgres(_) => "postgres",
             StateError::Corrupt(_) => "corrupt",
             StateError::TooLarge(_) => "too_large",
+            StateError::Invalid(_) => "invalid",
             StateError::IdsExhausted => "ids_exhausted",
             StateError::NotFound(_) => "not_found",
             StateError::QueueFull => "queue_full",
@@ -113,6 +117,7 @@ impl std::fmt::Display for StateError {
             StateError::Postgres(m) => write!(f, "postgres: {m}"),
             StateError::Corrupt(what) => write!(f, "corrupt stored record: {what}"),
             StateError::TooLarge(what) => write!(f, "field too large: {what}"),
+            StateError::Invalid(what) => write!(f, "invalid field: {what}"),
             StateError::IdsExhausted => write!(f, "id space exhausted"),
             StateError::NotFound(what) => write!(f, "not found: {what}"),
             StateError::QueueFull => write!(f, "state request queue full"),
@@ -291,6 +296,15 @@ pub struct BackfillRecord {
     pub status: String,
 }
 
+/// One entry of the collection index: `did` has (or had) records in `collection`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CollectionRepo {
+    /// The collection NSID.
+    pub collection: String,
+    /// The account's DID.
+    pub did: String,
+}
+
 /// A batch of coalesced per-frame updates, written atomically by [`Store::apply_batch`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Batch {
@@ -381,6 +395,30 @@ pub trait Store: Send + Sync {
     fn put_backfill(&self, key: &str, record: &BackfillRecord) -> Result<(), StateError>;
     /// A backfill progress record.
     fn get_backfill(&self, key: &str) -> Result<Option<BackfillRecord>, StateError>;
+    /// Backfill progress records whose key starts with `prefix`, ordered by key, with keys
+    /// greater than `after` ("" = from the first).
+    fn list_backfills(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, BackfillRecord)>, StateError>;
+
+    /// Records that each `(collection, did)` pair has records in the collection index
+    /// (idempotent: a pair already there stays as it is).
+    fn add_collection_repos(&self, pairs: &[CollectionRepo]) -> Result<(), StateError>;
+    /// Forgets every collection of `did` (its account is gone); returns how many pairs
+    /// were removed.
+    fn remove_collection_repos(&self, did: &str) -> Result<usize, StateError>;
+    /// DIDs with records in `collection`, in byte order, greater than `after` ("" = from
+    /// the first), at most `limit` (clamped to `COLLECTIONS_LIST_PAGE_ENTRIES_MAX`, the
+    /// lexicon's page maximum).
+    fn list_collection_repos(
+        &self,
+        collection: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StateError>;
 
     /// Writes a batch atomically: every host cursor, and every account rev that passes the
     /// conditional rule (the others are skipped, not errors). Returns how many accounts'
@@ -410,6 +448,15 @@ pub(crate) fn check_rev_update(update: &RevUpdate) -> Result<(), StateError> {
 
 pub(crate) fn check_identity(entry: &[u8]) -> Result<(), StateError> {
     check_len(entry, STATE_IDENTITY_ENTRY_BYTES_MAX, "identity entry")
+}
+
+pub(crate) fn check_collection_repo(pair: &CollectionRepo) -> Result<(), StateError> {
+    check_key(&pair.collection, "collection")?;
+    check_key(&pair.did, "did")?;
+    if pair.collection.contains('\0') || pair.did.contains('\0') {
+        return Err(StateError::Invalid("NUL in a collection index key"));
+    }
+    Ok(())
 }
 
 pub(crate) fn clamp_limit(limit: usize) -> usize {

@@ -20,12 +20,13 @@
 //! supported (`NoTls`): use a unix socket or loopback.
 
 use super::{
-    AccountRecord, BackfillRecord, Batch, HostId, HostRecord, HostStatus, IdentitySnapshot,
-    LocalStatus, RateLimits, RevUpdate, StateError, Store, Uid, UpstreamStatus, check_identity,
-    check_key, check_rev_update, clamp_limit,
+    AccountRecord, BackfillRecord, Batch, CollectionRepo, HostId, HostRecord, HostStatus,
+    IdentitySnapshot, LocalStatus, RateLimits, RevUpdate, StateError, Store, Uid, UpstreamStatus,
+    check_collection_repo, check_identity, check_key, check_rev_update, clamp_limit,
 };
 use crate::config::limits::{
-    STATE_PG_CONNECT_TIMEOUT_SECONDS_MAX, STATE_PG_REQUEST_QUEUE_ENTRIES_MAX,
+    COLLECTIONS_LIST_PAGE_ENTRIES_MAX, STATE_PG_CONNECT_TIMEOUT_SECONDS_MAX,
+    STATE_PG_REQUEST_QUEUE_ENTRIES_MAX,
 };
 use std::collections::HashMap;
 use std::future::Future;
@@ -85,7 +86,17 @@ impl Conn {
 }
 
 /// Schema migrations, in order; a version is never edited once released, only added.
-const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (3, SCHEMA_V3_COLLECTIONS)];
+
+/// The collection index; version 2 is the accounts' commit CID (its own migration).
+const SCHEMA_V3_COLLECTIONS: &str = r#"
+CREATE TABLE collection_repos (
+    collection TEXT COLLATE "C" NOT NULL,
+    did        TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (collection, did)
+);
+CREATE INDEX collection_repos_did ON collection_repos (did);
+"#;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE hosts (
@@ -143,6 +154,18 @@ pub struct PgStore {
 
 fn pg(e: tokio_postgres::Error) -> StateError {
     StateError::Postgres(e.to_string())
+}
+
+/// `text` as a literal LIKE prefix (backfill keys may hold `_`).
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn to_i64(value: u64, what: &'static str) -> Result<i64, StateError> {
@@ -795,6 +818,97 @@ impl Store for PgStore {
                     failed: get_u64(&row, "failed")?,
                     status: get(&row, "status")?,
                 }))
+            })
+        })
+    }
+
+    fn list_backfills(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, BackfillRecord)>, StateError> {
+        let pattern = format!("{}%", like_escape(prefix));
+        let after = after.to_owned();
+        let limit = clamp_limit(limit) as i64;
+        self.call(move |c| {
+            Box::pin(async move {
+                let found = c
+                    .query(
+                        "SELECT key, cursor, done, failed, status FROM backfill \
+                         WHERE key LIKE $1 AND key > $2 ORDER BY key LIMIT $3",
+                        &[&pattern, &after, &limit],
+                    )
+                    .await?;
+                rows(found, |row| {
+                    Ok((
+                        get(row, "key")?,
+                        BackfillRecord {
+                            cursor: get(row, "cursor")?,
+                            done: get_u64(row, "done")?,
+                            failed: get_u64(row, "failed")?,
+                            status: get(row, "status")?,
+                        },
+                    ))
+                })
+            })
+        })
+    }
+
+    fn add_collection_repos(&self, pairs: &[CollectionRepo]) -> Result<(), StateError> {
+        let mut collections = Vec::with_capacity(pairs.len());
+        let mut dids = Vec::with_capacity(pairs.len());
+        for pair in pairs {
+            check_collection_repo(pair)?;
+            collections.push(pair.collection.clone());
+            dids.push(pair.did.clone());
+        }
+        self.call(move |c| {
+            Box::pin(async move {
+                c.execute(
+                    "INSERT INTO collection_repos (collection, did) \
+                     SELECT * FROM UNNEST($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
+                    &[&collections, &dids],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+    }
+
+    fn remove_collection_repos(&self, did: &str) -> Result<usize, StateError> {
+        check_key(did, "did")?;
+        let did = did.to_owned();
+        self.call(move |c| {
+            Box::pin(async move {
+                let removed = c
+                    .execute("DELETE FROM collection_repos WHERE did = $1", &[&did])
+                    .await?;
+                Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+            })
+        })
+    }
+
+    fn list_collection_repos(
+        &self,
+        collection: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StateError> {
+        check_key(collection, "collection")?;
+        let collection = collection.to_owned();
+        let after = after.to_owned();
+        let limit = limit.min(COLLECTIONS_LIST_PAGE_ENTRIES_MAX) as i64;
+        self.call(move |c| {
+            Box::pin(async move {
+                let found = c
+                    .query(
+                        "SELECT did FROM collection_repos WHERE collection = $1 AND did > $2 \
+                         ORDER BY did LIMIT $3",
+                        &[&collection, &after, &limit],
+                    )
+                    .await?;
+                rows(found, |row| get(row, "did"))
             })
         })
     }

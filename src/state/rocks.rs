@@ -17,10 +17,11 @@ use super::codec::{
     encode_backfill, encode_host, encode_identity, id_key,
 };
 use super::{
-    AccountRecord, BackfillRecord, Batch, HostId, HostRecord, HostStatus, IdentitySnapshot,
-    LocalStatus, RateLimits, RevUpdate, StateError, Store, Uid, UpstreamStatus, check_identity,
-    check_key, check_rev_update, clamp_limit, rev_is_newer,
+    AccountRecord, BackfillRecord, Batch, CollectionRepo, HostId, HostRecord, HostStatus,
+    IdentitySnapshot, LocalStatus, RateLimits, RevUpdate, StateError, Store, Uid, UpstreamStatus,
+    check_collection_repo, check_identity, check_key, check_rev_update, clamp_limit, rev_is_newer,
 };
+use crate::config::limits::COLLECTIONS_LIST_PAGE_ENTRIES_MAX;
 use rocksdb::{
     ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Direction, IteratorMode, Options,
     WriteBatch,
@@ -44,8 +45,12 @@ const CF_IDENTITY: &str = "identity";
 const CF_BACKFILL: &str = "backfill";
 /// Counters: `next_uid`, `next_host_id` (big-endian u64).
 const CF_META: &str = "meta";
+/// `collection NUL did` → empty: the collection index, read by `listReposByCollection`.
+const CF_COLLECTION_DIDS: &str = "collection_dids";
+/// `did NUL collection` → empty: the same pairs by account, to forget a deleted account.
+const CF_DID_COLLECTIONS: &str = "did_collections";
 
-const COLUMN_FAMILIES: [&str; 8] = [
+const COLUMN_FAMILIES: [&str; 10] = [
     CF_HOSTS,
     CF_HOST_NAMES,
     CF_DOMAIN_BANS,
@@ -54,7 +59,22 @@ const COLUMN_FAMILIES: [&str; 8] = [
     CF_IDENTITY,
     CF_BACKFILL,
     CF_META,
+    CF_COLLECTION_DIDS,
+    CF_DID_COLLECTIONS,
 ];
+
+/// One entry read back: key and value bytes.
+type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// `first NUL second`: NUL sorts before every byte of a DID or NSID, so all keys of one
+/// `first` are contiguous and ordered by `second`.
+fn pair_key(first: &str, second: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(first.len() + 1 + second.len());
+    key.extend_from_slice(first.as_bytes());
+    key.push(0);
+    key.extend_from_slice(second.as_bytes());
+    key
+}
 
 const META_NEXT_UID: &[u8] = b"next_uid";
 const META_NEXT_HOST_ID: &[u8] = b"next_host_id";
@@ -216,6 +236,32 @@ impl RocksStore {
                 continue;
             }
             out.push(decode(&key, &value)?);
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` entries whose key starts with `prefix`, from `start` onwards,
+    /// skipping `start` itself unless it is the bare prefix (an exclusive cursor).
+    fn prefixed(
+        &self,
+        cf: &'static str,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StateError> {
+        let mut out = Vec::new();
+        let iter = self
+            .db
+            .iterator_cf(self.cf(cf)?, IteratorMode::From(start, Direction::Forward));
+        for item in iter {
+            let (key, value) = item.map_err(rocks)?;
+            if out.len() >= limit || !key.starts_with(prefix) {
+                break;
+            }
+            if &*key == start && start != prefix {
+                continue;
+            }
+            out.push((key.into_vec(), value.into_vec()));
         }
         Ok(out)
     }
@@ -541,6 +587,81 @@ impl Store for RocksStore {
             Some(v) => Ok(Some(decode_backfill(&v)?)),
             None => Ok(None),
         }
+    }
+
+    fn list_backfills(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, BackfillRecord)>, StateError> {
+        let start = if after > prefix { after } else { prefix };
+        let limit = clamp_limit(limit);
+        let found = self.prefixed(CF_BACKFILL, prefix.as_bytes(), start.as_bytes(), limit)?;
+        found
+            .into_iter()
+            .map(|(key, value)| {
+                let key = String::from_utf8(key).map_err(|_| StateError::Corrupt("backfill"))?;
+                Ok((key, decode_backfill(&value)?))
+            })
+            .collect()
+    }
+
+    fn add_collection_repos(&self, pairs: &[CollectionRepo]) -> Result<(), StateError> {
+        let mut batch = WriteBatch::default();
+        let by_collection = self.cf(CF_COLLECTION_DIDS)?;
+        let by_did = self.cf(CF_DID_COLLECTIONS)?;
+        for pair in pairs {
+            check_collection_repo(pair)?;
+            batch.put_cf(by_collection, pair_key(&pair.collection, &pair.did), []);
+            batch.put_cf(by_did, pair_key(&pair.did, &pair.collection), []);
+        }
+        self.write(batch)
+    }
+
+    fn remove_collection_repos(&self, did: &str) -> Result<usize, StateError> {
+        check_key(did, "did")?;
+        let prefix = pair_key(did, "");
+        let mut removed = 0;
+        loop {
+            let found = self.prefixed(
+                CF_DID_COLLECTIONS,
+                &prefix,
+                &prefix,
+                clamp_limit(usize::MAX),
+            )?;
+            if found.is_empty() {
+                return Ok(removed);
+            }
+            let mut batch = WriteBatch::default();
+            for (key, _) in &found {
+                let collection = std::str::from_utf8(&key[prefix.len()..])
+                    .map_err(|_| StateError::Corrupt("did_collections"))?;
+                batch.delete_cf(self.cf(CF_COLLECTION_DIDS)?, pair_key(collection, did));
+                batch.delete_cf(self.cf(CF_DID_COLLECTIONS)?, key);
+            }
+            removed += found.len();
+            self.write(batch)?;
+        }
+    }
+
+    fn list_collection_repos(
+        &self,
+        collection: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StateError> {
+        check_key(collection, "collection")?;
+        let prefix = pair_key(collection, "");
+        let start = pair_key(collection, after);
+        let limit = limit.min(COLLECTIONS_LIST_PAGE_ENTRIES_MAX);
+        self.prefixed(CF_COLLECTION_DIDS, &prefix, &start, limit)?
+            .into_iter()
+            .map(|(key, _)| {
+                String::from_utf8(key[prefix.len()..].to_vec())
+                    .map_err(|_| StateError::Corrupt("collection_dids"))
+            })
+            .collect()
     }
 
     fn apply_batch(&self, batch: &Batch) -> Result<usize, StateError> {

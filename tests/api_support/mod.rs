@@ -74,8 +74,16 @@ impl Server {
             allow_private_hosts: options.allow_private_hosts,
             crawl_requests: crawl_tx,
             admin_events: admin_tx,
-            tls,
+            tls: tls.clone(),
             new_hosts: Arc::new(NewHostBudget::new(options.new_hosts_per_day)),
+            backfill: Some(
+                relay::collections::backfill::BackfillWorker::spawn(
+                    Arc::clone(&state),
+                    tls.clone(),
+                )
+                .unwrap(),
+            ),
+            allow_plaintext: true,
         };
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = flume::bounded::<()>(1);
