@@ -87,21 +87,7 @@ impl Drop for RelayProcess {
 }
 
 fn get(addr: SocketAddr, path: &str) -> (u16, serde_json::Value) {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
-    (status, serde_json::from_str(body).unwrap_or_default())
+    common::serve::get_json(addr, path, None)
 }
 
 /// hostname → upstream seq, from `listHosts`.

@@ -28,7 +28,7 @@ use crate::verify::signature::{SignatureError, SigningKey};
 
 use crate::frame::car::write_car;
 
-/// The collection every simulated record belongs to.
+/// The collection most simulated records belong to (see `collection_of_record`).
 pub const POST_COLLECTION: &str = "app.bsky.feed.post";
 
 /// How far past `now` a [`Hostile::FutureRev`] commit dates its rev: beyond the usual
@@ -613,7 +613,8 @@ impl RepoState {
         let (action, path, size_bytes) = match *op {
             SimOp::Create { size_bytes } => {
                 let rkey = self.next_rkey(now_micros, clock_id)?;
-                let path = format!("{POST_COLLECTION}/{}", rkey.as_str());
+                let collection = collection_of_record(self.records_written);
+                let path = format!("{collection}/{}", rkey.as_str());
                 (OpAction::Create, path, Some(size_bytes))
             }
             SimOp::Update { pick, size_bytes } => match self.pick(pick, touched) {
@@ -686,7 +687,10 @@ impl RepoState {
             text.push_str(" lorem ipsum");
         }
         let record = OwnedValue::map([
-            ("$type", OwnedValue::text(POST_COLLECTION)),
+            (
+                "$type",
+                OwnedValue::text(path.split('/').next().unwrap_or(POST_COLLECTION)),
+            ),
             ("text", OwnedValue::Text(text)),
             ("createdAt", OwnedValue::text(time)),
         ]);
@@ -694,6 +698,17 @@ impl RepoState {
         let cid = Cid::for_dag_cbor(&block);
         self.store.insert(cid, block);
         cid
+    }
+}
+
+/// The collection of an account's `n`-th record: mostly posts, with likes, reposts and
+/// follows mixed in, so the collection index (and its readers) see several collections.
+fn collection_of_record(n: u64) -> &'static str {
+    match n % 8 {
+        0 | 3 | 6 => POST_COLLECTION,
+        1 | 4 => "app.bsky.feed.like",
+        2 => "app.bsky.feed.repost",
+        _ => "app.bsky.graph.follow",
     }
 }
 

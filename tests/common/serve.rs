@@ -81,6 +81,27 @@ pub fn post(addr: SocketAddr, path: &str, body: &str, token: Option<&str>) -> St
     response
 }
 
+/// GET a path of the relay's API, with a bearer token if given: the status and the JSON
+/// body (`Null` when the body is not JSON).
+pub fn get_json(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: relay\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or_default())
+}
+
 /// The frames the relay replays from cursor 0: until 500 ms of silence, or for at most
 /// `within` while live events keep coming (a replay of a test's log takes well under it).
 pub fn replay_all(addr: SocketAddr, within: std::time::Duration) -> Vec<Vec<u8>> {
