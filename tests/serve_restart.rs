@@ -10,7 +10,6 @@ mod common;
 use relay::sim::fleet::{Fleet, FleetConfig, FleetHandle, KindMix};
 use relay::tail::{TailConfig, run as run_tail};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
