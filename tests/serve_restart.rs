@@ -3,7 +3,8 @@
 //! upstream cursors (nothing is relayed twice and nothing is missed across the restart),
 //! account state (`getLatestCommit` keeps the rev) and the identity cache — the second
 //! run points at a dead PLC directory, so every frame after the restart is verified with
-//! keys from the saved cache alone.
+//! keys from the saved cache alone — and names no `--upstream`: it subscribes to the hosts
+//! it has stored, from their stored cursors.
 
 mod common;
 
@@ -32,6 +33,7 @@ impl RelayProcess {
         data_dir: &std::path::Path,
         plc_url: &str,
         database_url: Option<&str>,
+        upstreams: bool,
     ) -> RelayProcess {
         let (listen, metrics_listen) = (free_port(), free_port());
         let mut command = Command::new(env!("CARGO_BIN_EXE_relay"));
@@ -49,12 +51,18 @@ impl RelayProcess {
             .args(["--listen", &listen.to_string()])
             .args(["--metrics-listen", &metrics_listen.to_string()])
             .args(["--plc-url", plc_url])
-            .args(["--upstream", &fleet.host_urls().join(",")])
             .env("RELAY_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         if let Some(url) = database_url {
             command.args(["--database-url", url]);
+        }
+        if upstreams {
+            command.args(["--upstream", &fleet.host_urls().join(",")]);
+        } else {
+            // The stored hosts are IP literals: only private-hosts mode subscribes to them
+            // again (as ws://) without their `--upstream`.
+            command.arg("--allow-private-hosts");
         }
         let relay = RelayProcess {
             child: command.spawn().expect("relay starts"),
@@ -173,7 +181,13 @@ fn restart_keeps_state(name: &str, database_url: Option<String>) {
     let accounts: Vec<String> = fleet.accounts().into_iter().map(|a| a.did).collect();
 
     // First run: until every account has a commit and some hundreds are relayed.
-    let relay = RelayProcess::start(&fleet, &dir, &fleet.plc_url(), database_url.as_deref());
+    let relay = RelayProcess::start(
+        &fleet,
+        &dir,
+        &fleet.plc_url(),
+        database_url.as_deref(),
+        true,
+    );
     wait_for(
         "every account's first commit",
         Duration::from_secs(60),
@@ -191,7 +205,7 @@ fn restart_keeps_state(name: &str, database_url: Option<String>) {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_plc = format!("http://{}", dead.local_addr().unwrap());
     drop(dead);
-    let relay = RelayProcess::start(&fleet, &dir, &dead_plc, database_url.as_deref());
+    let relay = RelayProcess::start(&fleet, &dir, &dead_plc, database_url.as_deref(), false);
     let after_hosts = host_cursors(relay.listen);
     assert_eq!(
         after_hosts.keys().collect::<Vec<_>>(),

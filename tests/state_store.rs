@@ -107,6 +107,7 @@ both!(
     write_behind_full_is_backpressure,
     service_reads_see_pending_writes,
     service_survives_restart,
+    service_closes_while_shared,
     batch_flush_figures,
 );
 
@@ -874,6 +875,27 @@ fn service_reads_see_pending_writes(b: &dyn Backend) {
         (again.uid, again.rev.as_deref()),
         (a.uid, Some("3kaaaaaaaaaa2"))
     );
+}
+
+/// `close` while other holders keep the service: pending writes are made durable, the
+/// store is released (the same RocksDB directory opens again in this process), and later
+/// calls are refused with `Closed`, not hung.
+fn service_closes_while_shared(b: &dyn Backend) {
+    let svc = Arc::new(manual_service(b.open(), 100));
+    let other_holder = Arc::clone(&svc);
+    let h = block_on(svc.upsert_host("pds.example", 1)).unwrap();
+    svc.record_host_cursor(h.id, 77).unwrap();
+    svc.close().unwrap();
+    svc.close().unwrap();
+    assert!(matches!(
+        block_on(other_holder.load_host("pds.example")),
+        Err(StateError::Closed)
+    ));
+    let reopened = manual_service(b.open(), 100);
+    let host = block_on(reopened.load_host("pds.example"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(host.last_seq, 77);
 }
 
 fn service_survives_restart(b: &dyn Backend) {

@@ -544,11 +544,6 @@ pub const STATE_PG_REQUEST_QUEUE_ENTRIES_MAX: usize = 256;
 /// Longest wait for the PostgreSQL server to accept a connection, in seconds.
 pub const STATE_PG_CONNECT_TIMEOUT_SECONDS_MAX: u64 = 10;
 
-/// Longest wait at stop for the helper threads sharing the state service to let go of it
-/// so the store can be closed, in milliseconds (they end as soon as the executors' ends
-/// of their channels drop; past this the store is left open, its writes flushed).
-pub const STATE_CLOSE_WAIT_MILLIS_MAX: u64 = 2_000;
-
 // ---- collections ----
 
 /// Most DIDs one `listReposByCollection` page returns (the lexicon's `maximum`); the
@@ -599,6 +594,19 @@ pub const COLLECTIONS_BACKFILL_COLLECTIONS_MAX: usize = 10_000;
 /// How often the backfill worker looks for queued jobs without being woken, in seconds
 /// (a trigger wakes it at once; this catches a wake lost to a full wake queue).
 pub const COLLECTIONS_BACKFILL_IDLE_SECS: u64 = 60;
+
+// ---- runtime::bootstrap ----
+
+/// Most hosts imported from a `--bootstrap-relay` (the whole network is a few thousand
+/// PDSes; this leaves room while bounding what a hostile source can make us store).
+pub const BOOTSTRAP_HOSTS_MAX: usize = 100_000;
+
+/// Largest `listHosts` page body read from a bootstrap relay, in bytes (1,000 hosts are
+/// ~100 KB of JSON).
+pub const BOOTSTRAP_RESPONSE_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// Longest wait for a bootstrap relay to connect or answer one read, in seconds.
+pub const BOOTSTRAP_TIMEOUT_SECS: u64 = 30;
 
 // ---- runtime::resume ----
 

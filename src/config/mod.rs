@@ -71,4 +71,8 @@ pub struct ServeArgs {
     /// RocksDB under `<data_dir>/state/`.
     #[arg(long, env = "RELAY_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// `https://relay.example`: at start, import the hosts this relay lists in
+    /// `listHosts` (checked like requestCrawl hosts), then crawl them.
+    #[arg(long, env = "RELAY_BOOTSTRAP_RELAY")]
+    pub bootstrap_relay: Option<String>,
 }

@@ -20,6 +20,8 @@
 //! No user-space copy of frame bytes happens after the socket read, and no heap allocation
 //! happens per frame: the region is sized once, segments are reused whole.
 
+#[cfg(feature = "server")]
+pub mod bootstrap;
 pub mod frames;
 #[cfg(feature = "server")]
 pub mod identity_persist;

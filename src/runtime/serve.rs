@@ -14,7 +14,6 @@ use crate::api::xrpc::{ApiContext, ApiShared, CrawlRequest};
 use crate::config::limits::{
     ADMIN_STATUS_QUEUE_ENTRIES_MAX, ADMIN_TAKEDOWN_SETTLE_MILLIS, EVENTLOG_RETENTION_INTERVAL_SECS,
     FANOUT_RING_SLOTS_MAX, INGEST_UPSTREAM_QUEUE_FRAMES_MAX, SEQUENCER_RING_SLOTS_MAX,
-    STATE_CLOSE_WAIT_MILLIS_MAX,
 };
 use crate::config::{ServeArgs, Validation};
 use crate::eventlog::{AccountKey, EventLog, EventLogConfig, OnDurable};
@@ -38,7 +37,7 @@ use std::cell::RefCell;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Why the relay could not start.
 #[derive(Debug)]
@@ -92,6 +91,8 @@ pub struct Relay {
     identity_persister: crate::runtime::identity_persist::Persister,
     collections: crate::collections::indexer::IndexerThread,
     backfill: crate::collections::backfill::BackfillWorker,
+    /// Dropped at stop: ends the retention thread.
+    retention: flume::Sender<()>,
     /// The bound public address (useful when the flag asked for port 0).
     pub listen: std::net::SocketAddr,
     /// The bound metrics address.
@@ -124,37 +125,19 @@ impl Relay {
         self.identity_persister.stop();
         self.collections.stop();
         self.backfill.stop();
-        close_state(self.state);
+        drop(self.retention);
+        close_state(&self.state);
     }
 }
 
-/// Make the write-behind state durable, then close the store once the helper threads
-/// that share it have let go (they end when the executors' channel ends drop). Closing
-/// matters beyond durability: a RocksDB left open while the process exits can crash in
-/// its background threads as static destructors run.
-fn close_state(state: Arc<StateService>) {
-    if let Err(e) = futures_lite::future::block_on(state.flush()) {
-        log::warn!("state flush at stop: {e}");
-    }
-    let deadline = Instant::now() + Duration::from_millis(STATE_CLOSE_WAIT_MILLIS_MAX);
-    let mut state = state;
-    loop {
-        match Arc::try_unwrap(state) {
-            Ok(service) => {
-                if let Err(e) = service.shutdown() {
-                    log::warn!("state shutdown: {e}");
-                }
-                return;
-            }
-            Err(shared) if Instant::now() < deadline => {
-                state = shared;
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(_) => {
-                log::warn!("state: still shared at stop; left open (its writes are flushed)");
-                return;
-            }
-        }
+/// Make the write-behind state durable and close the store, even though tasks of the
+/// stopped executors may still hold the service: glommio does not drop the futures of
+/// detached tasks parked on a waker when its executor ends, so their `Arc`s never go.
+/// Closing matters beyond durability: a RocksDB left open while the process exits can
+/// crash in its background threads as static destructors run.
+fn close_state(state: &StateService) {
+    if let Err(e) = state.close() {
+        log::warn!("state shutdown: {e}");
     }
 }
 
@@ -293,7 +276,7 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         shard_statuses.push(Some(rx));
     }
     spawn_crawl_dispatch(crawl_rx, shard_crawl_senders)?;
-    spawn_retention(log.clone())?;
+    let retention = spawn_retention(log.clone())?;
     let mut fanout_hides = Vec::new();
     let mut fanout_hide_senders = Vec::new();
     for _ in 0..fanout_cores {
@@ -337,6 +320,9 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
             })
             .collect(),
     };
+    if let Some(source) = &args.bootstrap_relay {
+        bootstrap_hosts(source, &state, &tls, args);
+    }
     let mut hosts_by_shard: Vec<Vec<UpstreamHost>> = vec![Vec::new(); shards];
     for url in &args.upstreams {
         let host = admit_upstream(&state, url, args.new_host_cursor)?;
@@ -345,6 +331,7 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
             list.push(host);
         }
     }
+    add_stored_hosts(&state, args, &mut hosts_by_shard);
 
     let cpus = core_affinity::get_core_ids().unwrap_or_default();
     let mut sequencer_setup = Some(SequencerSetup {
@@ -441,6 +428,7 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         identity_persister,
         collections,
         backfill,
+        retention,
         listen,
         metrics_listen,
     })
@@ -752,6 +740,76 @@ async fn admit_crawled_hosts(
     }
 }
 
+/// Import `--bootstrap-relay`'s hosts into the store (a failure is logged: the relay
+/// starts with the hosts it has).
+fn bootstrap_hosts(
+    source: &str,
+    state: &StateService,
+    tls: &Arc<rustls::ClientConfig>,
+    args: &ServeArgs,
+) {
+    let (report, result) = crate::runtime::bootstrap::import_hosts(
+        source,
+        state,
+        tls,
+        args.allow_private_hosts,
+        args.allow_plaintext,
+    );
+    match result {
+        Ok(()) => log::info!(
+            "bootstrap: {} hosts from {source} stored, {} refused, {} pages",
+            report.stored,
+            report.refused,
+            report.pages
+        ),
+        Err(e) => log::warn!(
+            "bootstrap from {source} stopped after {} hosts ({} refused): {e}",
+            report.stored,
+            report.refused
+        ),
+    }
+}
+
+/// Every stored host not banned and not already named by `--upstream` is subscribed
+/// again, from its stored cursor. A host stored under an IP literal (only `--upstream`
+/// or private-hosts mode can store one) is subscribed again only in private-hosts mode,
+/// where its scheme is known to be `ws://`; otherwise it needs its `--upstream` again.
+fn add_stored_hosts(state: &StateService, args: &ServeArgs, by_shard: &mut [Vec<UpstreamHost>]) {
+    let named: std::collections::HashSet<HostId> =
+        by_shard.iter().flatten().map(|h| h.id).collect();
+    let stored = match crate::runtime::bootstrap::stored_hosts(state) {
+        Ok(stored) => stored,
+        Err(e) => {
+            log::warn!("stored hosts not resubscribed: {e}");
+            return;
+        }
+    };
+    let mut added = 0;
+    for host in stored {
+        let id = HostId(host.id);
+        let bare = host
+            .hostname
+            .rsplit_once(':')
+            .map_or(host.hostname.as_str(), |(h, _)| h);
+        let literal = bare.parse::<std::net::IpAddr>().is_ok();
+        if named.contains(&id) || (literal && !args.allow_private_hosts) {
+            continue;
+        }
+        let cursor = if host.last_seq > 0 {
+            Some(host.last_seq)
+        } else {
+            args.new_host_cursor
+        };
+        let url = crawl_url(&host.hostname, args.allow_private_hosts);
+        let shard = placement::shard_of_host(&host.hostname, by_shard.len());
+        if let Some(list) = by_shard.get_mut(shard) {
+            list.push(UpstreamHost { id, url, cursor });
+            added += 1;
+        }
+    }
+    log::info!("{added} stored hosts subscribed again");
+}
+
 /// The subscription URL of a crawled hostname: `wss://`, or `ws://` for an IP literal when
 /// private hosts are allowed (loopback tests).
 fn crawl_url(hostname: &str, allow_private_hosts: bool) -> String {
@@ -990,18 +1048,20 @@ fn hosts_under(state: &StateService, domain: &str) -> Vec<HostId> {
 /// Retention on its own thread (it deletes files): every `EVENTLOG_RETENTION_INTERVAL_SECS`
 /// whole sealed segments older than the replay window, or beyond the log's byte bound, are
 /// deleted. Never a rewrite.
-fn spawn_retention(log: EventLog) -> Result<(), ServeError> {
+fn spawn_retention(log: EventLog) -> Result<flume::Sender<()>, ServeError> {
+    let (stop, stopped) = flume::bounded::<()>(1);
     std::thread::Builder::new()
         .name("relay-retention".to_owned())
         .spawn(move || {
-            loop {
-                std::thread::sleep(Duration::from_secs(EVENTLOG_RETENTION_INTERVAL_SECS));
+            let interval = Duration::from_secs(EVENTLOG_RETENTION_INTERVAL_SECS);
+            // Ends when `Relay::stop` drops the sender.
+            while let Err(flume::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
                 match log.enforce_retention(std::time::SystemTime::now()) {
                     Ok(report) => log::debug!("retention: {report:?}"),
                     Err(e) => log::error!("retention: {e}"),
                 }
             }
         })
-        .map(drop)
+        .map(|_| stop)
         .map_err(|e| ServeError::Spawn(format!("retention: {e}")))
 }

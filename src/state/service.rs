@@ -46,7 +46,7 @@ use futures_channel::oneshot;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
@@ -128,6 +128,8 @@ struct Shared {
     pending: Mutex<Pending>,
     queue_depth: AtomicUsize,
     config: ServiceConfig,
+    /// Set by [`StateService::close`]: the thread ends after the request that wakes it.
+    closing: AtomicBool,
 }
 
 impl Shared {
@@ -173,7 +175,7 @@ impl<T> Future for Reply<T> {
 pub struct StateService {
     shared: Arc<Shared>,
     requests: Option<SyncSender<Job>>,
-    thread: Option<JoinHandle<Result<(), StateError>>>,
+    thread: Mutex<Option<JoinHandle<Result<(), StateError>>>>,
 }
 
 fn count_error(e: &StateError) {
@@ -195,6 +197,7 @@ impl StateService {
             pending: Mutex::new(Pending::default()),
             queue_depth: AtomicUsize::new(0),
             config,
+            closing: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::sync_channel::<Job>(config.queue_max);
         let thread_shared = Arc::clone(&shared);
@@ -205,7 +208,7 @@ impl StateService {
         Ok(StateService {
             shared,
             requests: Some(tx),
-            thread: Some(thread),
+            thread: Mutex::new(Some(thread)),
         })
     }
 
@@ -372,9 +375,32 @@ impl StateService {
         self.stop()
     }
 
+    /// Stops the thread after a final flush and fsync and closes the store, while others
+    /// may still hold this service (in an `Arc`): their later calls get
+    /// [`StateError::Closed`]. Blocking: call it from the main thread at shutdown. A
+    /// second call returns `Ok` at once.
+    pub fn close(&self) -> Result<(), StateError> {
+        self.shared.closing.store(true, Ordering::Release);
+        if let Some(requests) = self.requests.as_ref() {
+            // A blocking send: the wake-up must get in even behind a full queue.
+            self.shared.queue_depth.fetch_add(1, Ordering::Relaxed);
+            let _ = requests.send(Box::new(|_| {}));
+        }
+        self.join()
+    }
+
     fn stop(&mut self) -> Result<(), StateError> {
         self.requests.take();
-        match self.thread.take() {
+        self.join()
+    }
+
+    fn join(&self) -> Result<(), StateError> {
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        match thread {
             Some(thread) => thread.join().unwrap_or(Err(StateError::Closed)),
             None => Ok(()),
         }
@@ -421,6 +447,9 @@ fn state_thread(
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if shared.closing.load(Ordering::Acquire) {
+            break;
         }
         let due = Instant::now() >= deadline;
         if due || shared.pending().len() >= shared.config.flush_entries {
