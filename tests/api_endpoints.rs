@@ -33,15 +33,20 @@ struct Seeded {
     takendown: String,
     suspended: String,
     deactivated: String,
+    /// A rev stored without its commit CID (as a relay before the commit CID wrote it).
+    no_head: String,
     rev: String,
     cid: String,
 }
 
-/// Three hosts, five accounts on the first.
+/// Three hosts, six accounts on the first.
 fn seed(server: &Server) -> Seeded {
     let rev = "3jzfcijpj2z2a".to_owned();
     let cid = Cid::for_dag_cbor(b"\xa0");
+    // A data CID unlike the commit CID: the API must serve the commit's.
+    let data = Cid::for_dag_cbor(b"\x80");
     let (rev2, cid_bytes) = (rev.clone(), cid.to_bytes().to_vec());
+    let data_bytes = data.to_bytes().to_vec();
     let dids = server.store(move |store| {
         let host = store.upsert_host("pds1.example.com", 1)?;
         store.upsert_host("pds2.example.com", 2)?;
@@ -54,6 +59,7 @@ fn seed(server: &Server) -> Seeded {
             "takendown",
             "suspended",
             "deactivated",
+            "nohead",
         ]
         .iter()
         .enumerate()
@@ -63,8 +69,9 @@ fn seed(server: &Server) -> Seeded {
             if *name != "nocommit" {
                 let update = RevUpdate {
                     rev: rev2.clone(),
-                    data_cid: cid_bytes.clone(),
+                    data_cid: data_bytes.clone(),
                     desynchronized: false,
+                    commit_cid: (*name != "nohead").then(|| cid_bytes.clone()),
                 };
                 assert!(store.update_account_rev(account.uid, &update)?);
             }
@@ -90,6 +97,7 @@ fn seed(server: &Server) -> Seeded {
         takendown: dids[2].clone(),
         suspended: dids[3].clone(),
         deactivated: dids[4].clone(),
+        no_head: dids[5].clone(),
         rev,
         cid: cid.to_string(),
     }
@@ -132,7 +140,7 @@ fn list_hosts(server: &Server, lex: &Lexicons, cases: &mut usize) {
         .collect();
     assert_eq!(names, ["pds1.example.com", "pds2.example.com"]);
     assert_eq!(body["hosts"][0]["seq"], 77);
-    assert_eq!(body["hosts"][0]["accountCount"], 5);
+    assert_eq!(body["hosts"][0]["accountCount"], 6);
     assert_eq!(body["hosts"][0]["status"], "active");
     let cursor = body["cursor"]
         .as_str()
@@ -174,7 +182,7 @@ fn host_status(server: &Server, lex: &Lexicons, cases: &mut usize) {
     let body = checked(lex, "getHostStatus", &known, cases);
     assert_eq!(
         body,
-        serde_json::json!({"hostname": "pds1.example.com", "seq": 77, "accountCount": 5, "status": "active"})
+        serde_json::json!({"hostname": "pds1.example.com", "seq": 77, "accountCount": 6, "status": "active"})
     );
     let unknown = server.get("/xrpc/com.atproto.sync.getHostStatus?hostname=nope.example.com");
     unknown.assert_error(400, "HostNotFound");
@@ -188,9 +196,11 @@ fn list_repos(server: &Server, lex: &Lexicons, seeded: &Seeded, cases: &mut usiz
     let all = server.get("/xrpc/com.atproto.sync.listRepos");
     let body = checked(lex, "listRepos", &all, cases);
     let repos = body["repos"].as_array().unwrap();
-    // The account without a commit has no head or rev: not listed.
+    // The account without a commit has no head or rev, the one whose rev was stored
+    // without its commit CID no head: neither is listed.
     assert_eq!(repos.len(), 4, "{body}");
     assert!(repos.iter().all(|r| r["did"] != seeded.no_commit.as_str()));
+    assert!(repos.iter().all(|r| r["did"] != seeded.no_head.as_str()));
     let by_did = |did: &str| repos.iter().find(|r| r["did"] == did).unwrap().clone();
     assert_eq!(
         by_did(&seeded.active),
@@ -200,7 +210,8 @@ fn list_repos(server: &Server, lex: &Lexicons, seeded: &Seeded, cases: &mut usiz
     assert_eq!(by_did(&seeded.takendown)["active"], false);
     assert_eq!(by_did(&seeded.suspended)["status"], "suspended");
     assert_eq!(by_did(&seeded.deactivated)["status"], "deactivated");
-    // Paging by uid: 2 + 2 + 1 accounts scanned (the skipped one still moves the cursor).
+    // Paging by uid: 2 + 2 + 2 accounts scanned and a last empty page (the skipped ones
+    // still move the cursor).
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     let mut pages = 0;
@@ -225,7 +236,7 @@ fn list_repos(server: &Server, lex: &Lexicons, seeded: &Seeded, cases: &mut usiz
         }
         assert!(pages < 10);
     }
-    assert_eq!((seen.len(), pages), (4, 3));
+    assert_eq!((seen.len(), pages), (4, 4));
     for bad in ["limit=0", "limit=1001", "cursor=x1"] {
         let response = server.get(&format!("/xrpc/com.atproto.sync.listRepos?{bad}"));
         response.assert_error(400, "InvalidRequest");
@@ -265,6 +276,16 @@ fn repo_status(server: &Server, lex: &Lexicons, seeded: &Seeded, cases: &mut usi
         fresh,
         serde_json::json!({"did": seeded.no_commit, "active": true})
     );
+    let no_head = checked(
+        lex,
+        "getRepoStatus",
+        &server.get(&path(&seeded.no_head)),
+        cases,
+    );
+    assert_eq!(
+        no_head,
+        serde_json::json!({"did": seeded.no_head, "active": true, "rev": seeded.rev})
+    );
     let unknown = server.get(&path("did:plc:unknownaaaaaaaaaaaaa"));
     unknown.assert_error(400, "RepoNotFound");
     checked(lex, "getRepoStatus", &unknown, cases);
@@ -295,11 +316,15 @@ fn latest_commit(server: &Server, lex: &Lexicons, seeded: &Seeded, cases: &mut u
         (seeded.suspended.as_str(), "RepoSuspended"),
         (seeded.deactivated.as_str(), "RepoDeactivated"),
         (seeded.no_commit.as_str(), "RepoNotFound"),
+        (seeded.no_head.as_str(), "RepoNotFound"),
         ("did:plc:unknownaaaaaaaaaaaaa", "RepoNotFound"),
     ] {
         let response = server.get(&path(did));
-        response.assert_error(400, error);
+        let body = response.assert_error(400, error);
         checked(lex, "getLatestCommit", &response, cases);
+        if did == seeded.no_head || did == seeded.no_commit {
+            assert_eq!(body["message"], "no commit of this repo relayed yet");
+        }
     }
     let bad = server.get(&path("did:bad"));
     bad.assert_error(400, "InvalidRequest");

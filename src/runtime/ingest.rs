@@ -569,6 +569,7 @@ impl IngestShard {
         }
         let account_key = account_key.unwrap_or_else(|| account_key_of(did));
         let next_state = verified.next_state();
+        let commit_cid = verified.commit_cid();
         let desynchronized = verified.desynchronized();
         if peek.kind == Kind::Account {
             self.record_upstream_status(did, verified.frame());
@@ -599,6 +600,7 @@ impl IngestShard {
                 upstream_seq: self.safe_cursor(host, peek.seq),
                 uid,
                 next_state,
+                commit_cid,
                 desynchronized,
             },
         };
@@ -708,6 +710,7 @@ impl IngestShard {
                 upstream_seq: 0,
                 uid: None,
                 next_state: None,
+                commit_cid: None,
                 desynchronized: false,
             },
         };
