@@ -588,7 +588,9 @@ impl IngestShard {
                 }
             }
             if lookup {
-                self.start_lookup(did, false, None);
+                // With the host, the lookup loads the stored record again: the uid (so
+                // the account's next commits are still written to the store) and state.
+                self.start_lookup(did, false, Some(host));
             }
         }
         let admitted = Admitted {
