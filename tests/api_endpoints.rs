@@ -7,7 +7,7 @@ mod api_support;
 
 use api_support::{Backend, FakeHost, FakeTlsHost, Lexicons, Options, Response, Server};
 use relay::frame::cid::Cid;
-use relay::state::{LocalStatus, RevUpdate, UpstreamStatus};
+use relay::state::{CollectionRepo, LocalStatus, RevUpdate, UpstreamStatus};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -33,15 +33,20 @@ struct Seeded {
     takendown: String,
     suspended: String,
     deactivated: String,
+    /// A rev stored without its commit CID (as a relay before the commit CID wrote it).
+    no_head: String,
     rev: String,
     cid: String,
 }
 
-/// Three hosts, five accounts on the first.
+/// Three hosts, six accounts on the first.
 fn seed(server: &Server) -> Seeded {
     let rev = "3jzfcijpj2z2a".to_owned();
     let cid = Cid::for_dag_cbor(b"\xa0");
+    // A data CID unlike the commit CID: the API must serve the commit's.
+    let data = Cid::for_dag_cbor(b"\x80");
     let (rev2, cid_bytes) = (rev.clone(), cid.to_bytes().to_vec());
+    let data_bytes = data.to_bytes().to_vec();
     let dids = server.store(move |store| {
         let host = store.upsert_host("pds1.example.com", 1)?;
         store.upsert_host("pds2.example.com", 2)?;
@@ -54,6 +59,7 @@ fn seed(server: &Server) -> Seeded {
             "takendown",
             "suspended",
             "deactivated",
+            "nohead",
         ]
         .iter()
         .enumerate()
@@ -63,8 +69,9 @@ fn seed(server: &Server) -> Seeded {
             if *name != "nocommit" {
                 let update = RevUpdate {
                     rev: rev2.clone(),
-                    data_cid: cid_bytes.clone(),
+                    data_cid: data_bytes.clone(),
                     desynchronized: false,
+                    commit_cid: (*name != "nohead").then(|| cid_bytes.clone()),
                 };
                 assert!(store.update_account_rev(account.uid, &update)?);
             }
@@ -90,6 +97,7 @@ fn seed(server: &Server) -> Seeded {
         takendown: dids[2].clone(),
         suspended: dids[3].clone(),
         deactivated: dids[4].clone(),
+        no_head: dids[5].clone(),
         rev,
         cid: cid.to_string(),
     }
@@ -118,6 +126,7 @@ fn suite(backend: &Backend) {
     latest_commit(&server, &lex, &seeded, &mut cases);
     get_repo(&server, &seeded, &mut cases);
     routing(&server, &mut cases);
+    repos_by_collection(&server, &lex, &seeded, &mut cases);
     api_support::report(&format!("api endpoints ({})", backend.name), cases);
 }
 
@@ -132,7 +141,7 @@ fn list_hosts(server: &Server, lex: &Lexicons, cases: &mut usize) {
         .collect();
     assert_eq!(names, ["pds1.example.com", "pds2.example.com"]);
     assert_eq!(body["hosts"][0]["seq"], 77);
-    assert_eq!(body["hosts"][0]["accountCount"], 5);
+    assert_eq!(body["hosts"][0]["accountCount"], 6);
     assert_eq!(body["hosts"][0]["status"], "active");
     let cursor = body["cursor"]
         .as_str()
@@ -174,7 +183,7 @@ fn host_status(server: &Server, lex: &Lexicons, cases: &mut usize) {
     let body = checked(lex, "getHostStatus", &known, cases);
     assert_eq!(
         body,
-        serde_json::json!({"hostname": "pds1.example.com", "seq": 77, "accountCount": 5, "status": "active"})
+        serde_json::json!({"hostname": "pds1.example.com", "seq": 77, "accountCount": 6, "status": "active"})
     );
     let unknown = server.get("/xrpc/com.atproto.sync.getHostStatus?hostname=nope.example.com");
     unknown.assert_error(400, "HostNotFound");
@@ -188,9 +197,11 @@ fn list_repos(server: &Server, lex: &Lexicons, seeded: &Seeded, cases: &mut usiz
     let all = server.get("/xrpc/com.atproto.sync.listRepos");
     let body = checked(lex, "listRepos", &all, cases);
     let repos = body["repos"].as_array().unwrap();
-    // The account without a commit has no head or rev: not listed.
+    // The account without a commit has no head or rev, the one whose rev was stored
+    // without its commit CID no head: neither is listed.
     assert_eq!(repos.len(), 4, "{body}");
     assert!(repos.iter().all(|r| r["did"] != seeded.no_commit.as_str()));
+    assert!(repos.iter().all(|r| r["did"] != seeded.no_head.as_str()));
     let by_did = |did: &str| repos.iter().find(|r| r["did"] == did).unwrap().clone();
     assert_eq!(
         by_did(&seeded.active),
@@ -200,7 +211,8 @@ fn list_repos(server: &Server, lex: &Lexicons, seeded: &Seeded, cases: &mut usiz
     assert_eq!(by_did(&seeded.takendown)["active"], false);
     assert_eq!(by_did(&seeded.suspended)["status"], "suspended");
     assert_eq!(by_did(&seeded.deactivated)["status"], "deactivated");
-    // Paging by uid: 2 + 2 + 1 accounts scanned (the skipped one still moves the cursor).
+    // Paging by uid: 2 + 2 + 2 accounts scanned and a last empty page (the skipped ones
+    // still move the cursor).
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     let mut pages = 0;
@@ -225,7 +237,7 @@ fn list_repos(server: &Server, lex: &Lexicons, seeded: &Seeded, cases: &mut usiz
         }
         assert!(pages < 10);
     }
-    assert_eq!((seen.len(), pages), (4, 3));
+    assert_eq!((seen.len(), pages), (4, 4));
     for bad in ["limit=0", "limit=1001", "cursor=x1"] {
         let response = server.get(&format!("/xrpc/com.atproto.sync.listRepos?{bad}"));
         response.assert_error(400, "InvalidRequest");
@@ -265,6 +277,16 @@ fn repo_status(server: &Server, lex: &Lexicons, seeded: &Seeded, cases: &mut usi
         fresh,
         serde_json::json!({"did": seeded.no_commit, "active": true})
     );
+    let no_head = checked(
+        lex,
+        "getRepoStatus",
+        &server.get(&path(&seeded.no_head)),
+        cases,
+    );
+    assert_eq!(
+        no_head,
+        serde_json::json!({"did": seeded.no_head, "active": true, "rev": seeded.rev})
+    );
     let unknown = server.get(&path("did:plc:unknownaaaaaaaaaaaaa"));
     unknown.assert_error(400, "RepoNotFound");
     checked(lex, "getRepoStatus", &unknown, cases);
@@ -295,11 +317,15 @@ fn latest_commit(server: &Server, lex: &Lexicons, seeded: &Seeded, cases: &mut u
         (seeded.suspended.as_str(), "RepoSuspended"),
         (seeded.deactivated.as_str(), "RepoDeactivated"),
         (seeded.no_commit.as_str(), "RepoNotFound"),
+        (seeded.no_head.as_str(), "RepoNotFound"),
         ("did:plc:unknownaaaaaaaaaaaaa", "RepoNotFound"),
     ] {
         let response = server.get(&path(did));
-        response.assert_error(400, error);
+        let body = response.assert_error(400, error);
         checked(lex, "getLatestCommit", &response, cases);
+        if did == seeded.no_head || did == seeded.no_commit {
+            assert_eq!(body["message"], "no commit of this repo relayed yet");
+        }
     }
     let bad = server.get(&path("did:bad"));
     bad.assert_error(400, "InvalidRequest");
@@ -357,10 +383,103 @@ fn get_repo(server: &Server, seeded: &Seeded, cases: &mut usize) {
 fn routing(server: &Server, cases: &mut usize) {
     let wrong_method = server.get("/xrpc/com.atproto.sync.requestCrawl");
     wrong_method.assert_error(405, "InvalidRequest");
-    let unbuilt =
-        server.get("/xrpc/com.atproto.sync.listReposByCollection?collection=app.bsky.feed.post");
-    unbuilt.assert_error(501, "MethodNotImplemented");
+    let unknown = server.get("/xrpc/com.atproto.sync.notAMethod");
+    unknown.assert_error(501, "MethodNotImplemented");
     *cases += 2;
+}
+
+/// `listReposByCollection` over the seeded index: DID order, cursors, accounts that are
+/// not active hidden (the cursor still moves past them), lexicon bounds and errors.
+fn repos_by_collection(server: &Server, lex: &Lexicons, seeded: &Seeded, cases: &mut usize) {
+    let post = "app.bsky.feed.post";
+    let mut indexed: Vec<String> = (0..5)
+        .map(|i| format!("did:plc:index{i}aaaaaaaaaaa"))
+        .collect();
+    indexed.push(seeded.active.clone());
+    indexed.push(seeded.takendown.clone());
+    indexed.push(seeded.deactivated.clone());
+    let pairs: Vec<CollectionRepo> = indexed
+        .iter()
+        .map(|did| CollectionRepo {
+            collection: post.to_owned(),
+            did: did.clone(),
+        })
+        .chain(std::iter::once(CollectionRepo {
+            collection: "app.bsky.feed.like".to_owned(),
+            did: seeded.active.clone(),
+        }))
+        .collect();
+    server.store(move |store| store.add_collection_repos(&pairs));
+    let mut visible: Vec<String> = indexed
+        .iter()
+        .filter(|d| **d != seeded.takendown && **d != seeded.deactivated)
+        .cloned()
+        .collect();
+    visible.sort();
+    let path = |q: &str| format!("/xrpc/com.atproto.sync.listReposByCollection?{q}");
+    let all = checked(
+        lex,
+        "listReposByCollection",
+        &server.get(&path(&format!("collection={post}"))),
+        cases,
+    );
+    let dids: Vec<&str> = all["repos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["did"].as_str().unwrap())
+        .collect();
+    assert_eq!(dids, visible, "every active indexed DID, in order");
+    assert!(all.get("cursor").is_none(), "a short page has no cursor");
+
+    let mut walked = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let q = if cursor.is_empty() {
+            format!("collection={post}&limit=2")
+        } else {
+            format!("collection={post}&limit=2&cursor={cursor}")
+        };
+        let page = checked(lex, "listReposByCollection", &server.get(&path(&q)), cases);
+        let repos = page["repos"].as_array().unwrap();
+        assert!(repos.len() <= 2);
+        walked.extend(repos.iter().map(|r| r["did"].as_str().unwrap().to_owned()));
+        match page["cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(walked, visible, "pages of 2 walk the same list");
+
+    let like = checked(
+        lex,
+        "listReposByCollection",
+        &server.get(&path("collection=app.bsky.feed.like")),
+        cases,
+    );
+    assert_eq!(like["repos"], serde_json::json!([{ "did": seeded.active }]));
+    let none = checked(
+        lex,
+        "listReposByCollection",
+        &server.get(&path("collection=com.example.none")),
+        cases,
+    );
+    assert_eq!(none, serde_json::json!({ "repos": [] }));
+    for q in [
+        "",
+        "collection=",
+        "collection=not_an_nsid",
+        "collection=app.bsky.feed.post&limit=0",
+        "collection=app.bsky.feed.post&limit=2001",
+        "collection=app.bsky.feed.post&limit=-1",
+        "collection=app.bsky.feed.post&cursor=not-a-did",
+        "collection=app.bsky.feed.post&collection=app.bsky.feed.like",
+    ] {
+        server.get(&path(q)).assert_error(400, "InvalidRequest");
+        *cases += 1;
+    }
+    let max = server.get(&path("collection=app.bsky.feed.post&limit=2000"));
+    assert_eq!(max.status, 200, "the lexicon maximum is accepted");
 }
 
 #[test]

@@ -2,9 +2,11 @@
 //! strictly with the chain intact (not desynchronized), and every hostile kind is refused
 //! with its own reason while the honest chain goes on.
 
+use relay::frame::cid::Cid;
+use relay::frame::event::{Event, Frame};
 use relay::identity::key::Curve;
 use relay::sim::account::{Hostile, SimAccount, SimOp};
-use relay::verify::rules::{AccountState, Policy, verify_commit_frame};
+use relay::verify::rules::{AccountState, Policy, verify_commit_frame, verify_sync_frame};
 use relay::verify::signature::{ParsedKey, VerifierSet};
 
 const NOW: u64 = 1_763_800_000_000_000;
@@ -33,6 +35,7 @@ fn honest_commits_pass_and_each_hostile_kind_is_refused_with_its_reason() {
             strict: true,
         };
         let mut state: Option<AccountState> = None;
+        let mut last_commit: Option<Cid> = None;
         let mut seq = 0;
         for round in 0..12u64 {
             seq += 1;
@@ -58,6 +61,12 @@ fn honest_commits_pass_and_each_hostile_kind_is_refused_with_its_reason() {
                 .unwrap_or_else(|r| panic!("honest commit {round} refused: {r}"));
             assert!(!verified.desynchronized(), "honest chain is continuous");
             assert_eq!(verified.did(), account.did());
+            assert_eq!(
+                verified.commit_cid(),
+                Some(commit_field(&frame)),
+                "the commit CID to store is the frame's `commit`"
+            );
+            last_commit = verified.commit_cid();
             state = verified.next_state();
             if round >= 1 {
                 let kind = Hostile::ALL[(round as usize - 1) % Hostile::ALL.len()];
@@ -80,7 +89,25 @@ fn honest_commits_pass_and_each_hostile_kind_is_refused_with_its_reason() {
                 refused += 1;
             }
         }
+        // A #sync announcing the current commit: the commit CID to store is its CAR root,
+        // the same commit as the last #commit's.
+        seq += 1;
+        let sync = account.sync_frame(NOW + 13_000_000, seq).unwrap();
+        let verified = verify_sync_frame(sync.as_slice(), &key, state.as_ref(), &policy)
+            .map_err(|(_, r)| r)
+            .unwrap_or_else(|r| panic!("honest #sync refused: {r}"));
+        assert!(last_commit.is_some());
+        assert_eq!(verified.commit_cid(), last_commit);
+        assert_eq!(verified.next_state(), state);
     }
     assert_eq!(refused, 22);
     println!("suite sim hostile commits through the rules: {refused} cases");
+}
+
+/// The `commit` field of a `#commit` frame.
+fn commit_field(frame: &[u8]) -> Cid {
+    match Frame::decode(frame).unwrap().event() {
+        Event::Commit(event) => event.commit(),
+        _ => panic!("not a #commit frame"),
+    }
 }

@@ -93,6 +93,7 @@ both!(
     accounts_get_or_create_is_stable,
     account_paging_and_lookup,
     rev_update_is_conditional,
+    commit_cid_follows_the_greatest_rev,
     concurrent_rev_writers_never_roll_back,
     status_changes_and_host_moves,
     identity_snapshot,
@@ -111,12 +112,19 @@ both!(
     batch_flush_figures,
 );
 
+/// A rev update whose data CID and commit CID both carry `cid` (in different bytes).
 fn rev(r: &str, cid: u8) -> RevUpdate {
     RevUpdate {
         rev: r.to_owned(),
         data_cid: vec![0x01, 0x71, cid],
         desynchronized: false,
+        commit_cid: commit_of(cid),
     }
+}
+
+/// The commit CID `rev(_, cid)` carries.
+fn commit_of(cid: u8) -> Option<Vec<u8>> {
+    Some(vec![0x01, 0x71, 0x12, 0x20, cid])
 }
 
 fn hosts_crud_and_paging(b: &dyn Backend) {
@@ -202,8 +210,13 @@ fn accounts_get_or_create_is_stable(b: &dyn Backend) {
     assert_eq!(a.local_status, LocalStatus::Active);
     assert_eq!(a.upstream_status, UpstreamStatus::Active);
     assert_eq!(
-        (a.rev.clone(), a.data_cid.clone(), a.desynchronized),
-        (None, None, false)
+        (
+            a.rev.clone(),
+            a.data_cid.clone(),
+            a.desynchronized,
+            a.commit_cid.clone()
+        ),
+        (None, None, false, None)
     );
     let again = s.get_or_create_account("did:plc:aaa", other.id).unwrap();
     assert_eq!(
@@ -296,6 +309,11 @@ fn rev_update_is_conditional(b: &dyn Backend) {
     let stored = s.get_account_by_uid(a.uid).unwrap().unwrap();
     assert_eq!(stored.rev.as_deref(), Some("3kaaaaaaaaab2"));
     assert_eq!(stored.data_cid, Some(vec![0x01, 0x71, 2]));
+    assert_eq!(
+        stored.commit_cid,
+        commit_of(2),
+        "refused revs leave the commit CID"
+    );
     assert!(stored.desynchronized);
     // Bytewise TID order: digits sort before letters.
     assert!(
@@ -306,6 +324,100 @@ fn rev_update_is_conditional(b: &dyn Backend) {
         s.update_account_rev(1 << 50, &rev("3k", 1)),
         Err(StateError::NotFound(_))
     ));
+}
+
+/// The commit CID is stored with its rev: it round-trips (also across a reopen), the
+/// write-behind buffer and a batch keep the greatest rev's, an older or equal rev never
+/// replaces it, and an update without one (a writer that does not know it) clears it
+/// rather than leaving an older commit's CID beside a newer rev.
+fn commit_cid_follows_the_greatest_rev(b: &dyn Backend) {
+    let uid = {
+        let s = b.open();
+        let host = s.upsert_host("pds.example", 1).unwrap();
+        let a = s.get_or_create_account("did:plc:head", host.id).unwrap();
+        assert_eq!(a.commit_cid, None, "no commit yet");
+        assert!(
+            s.update_account_rev(a.uid, &rev("3kaaaaaaaaab2", 2))
+                .unwrap()
+        );
+        assert!(
+            !s.update_account_rev(a.uid, &rev("3kaaaaaaaaab2", 3))
+                .unwrap()
+        );
+        assert!(
+            !s.update_account_rev(a.uid, &rev("3kaaaaaaaaaa2", 1))
+                .unwrap()
+        );
+        let got = s.get_account_by_uid(a.uid).unwrap().unwrap();
+        assert_eq!(got.commit_cid, commit_of(2));
+        s.sync().unwrap();
+        a.uid
+    };
+    let svc = manual_service(b.open(), 100);
+    let got = block_on(svc.load_account("did:plc:head")).unwrap().unwrap();
+    assert_eq!(got.commit_cid, commit_of(2), "kept across a reopen");
+    for (r, cid) in [
+        ("3kaaaaaaaaad2", 4),
+        ("3kaaaaaaaaaf2", 6),
+        ("3kaaaaaaaaae2", 5),
+    ] {
+        svc.record_account_commit(uid, rev(r, cid)).unwrap();
+    }
+    let pending = block_on(svc.load_account("did:plc:head")).unwrap().unwrap();
+    assert_eq!(
+        (pending.rev.as_deref(), pending.commit_cid.clone()),
+        (Some("3kaaaaaaaaaf2"), commit_of(6)),
+        "coalesced to the greatest rev, whole"
+    );
+    block_on(svc.flush()).unwrap();
+    svc.record_account_commit(uid, rev("3kaaaaaaaaac2", 9))
+        .unwrap();
+    block_on(svc.flush()).unwrap();
+    let got = block_on(svc.call(move |s| s.get_account_by_uid(uid)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (got.rev.as_deref(), got.commit_cid.clone()),
+        (Some("3kaaaaaaaaaf2"), commit_of(6)),
+        "an older rev flushed later does not roll the commit CID back"
+    );
+    svc.shutdown().unwrap();
+    let s = b.open();
+    let batch = Batch {
+        host_cursors: vec![],
+        account_revs: vec![
+            (uid, rev("3kaaaaaaaaah2", 8)),
+            (uid, rev("3kaaaaaaaaai2", 10)),
+            (uid, rev("3kaaaaaaaaag2", 7)),
+        ],
+    };
+    assert_eq!(s.apply_batch(&batch).unwrap(), 1);
+    let got = s.get_account_by_uid(uid).unwrap().unwrap();
+    assert_eq!(got.commit_cid, commit_of(10));
+    let mut unknown = rev("3kaaaaaaaaaj2", 11);
+    unknown.commit_cid = None;
+    assert!(s.update_account_rev(uid, &unknown).unwrap());
+    let got = s.get_account_by_uid(uid).unwrap().unwrap();
+    assert_eq!(
+        (
+            got.rev.as_deref(),
+            got.data_cid.clone(),
+            got.commit_cid.clone()
+        ),
+        (Some("3kaaaaaaaaaj2"), Some(vec![0x01, 0x71, 11]), None)
+    );
+    let mut unknown = rev("3kaaaaaaaaak2", 12);
+    unknown.commit_cid = None;
+    s.apply_batch(&Batch {
+        host_cursors: vec![],
+        account_revs: vec![(uid, rev("3kaaaaaaaaak2", 12)), (uid, unknown)],
+    })
+    .unwrap();
+    assert_eq!(
+        s.get_account_by_uid(uid).unwrap().unwrap().commit_cid,
+        commit_of(12),
+        "of two entries with one rev, the first stays (as sequential updates would)"
+    );
 }
 
 fn concurrent_rev_writers_never_roll_back(b: &dyn Backend) {
@@ -374,6 +486,7 @@ fn hammer_revs(stores: Vec<Arc<dyn Store>>) {
             .unwrap();
         assert_eq!(got.rev.unwrap(), format!("{max:013}"));
         assert_eq!(got.data_cid.unwrap()[2], (max % 250) as u8);
+        assert_eq!(got.commit_cid, commit_of((max % 250) as u8));
     }
 }
 
@@ -646,8 +759,18 @@ fn batch_is_conditional_and_atomic(b: &dyn Backend) {
     let a = s.get_account_by_uid(a.uid).unwrap().unwrap();
     assert_eq!(a.rev.as_deref(), Some("3kaaaaaaaaac2"));
     assert_eq!(a.data_cid.unwrap()[2], 2);
+    assert_eq!(
+        a.commit_cid,
+        commit_of(2),
+        "the greatest rev's commit, not the last"
+    );
     let c = s.get_account_by_uid(c.uid).unwrap().unwrap();
     assert_eq!(c.rev.as_deref(), Some("3kzzzzzzzzzz2"));
+    assert_eq!(
+        c.commit_cid,
+        commit_of(9),
+        "an older rev does not roll it back"
+    );
     assert_eq!(s.apply_batch(&Batch::default()).unwrap(), 0);
 }
 
@@ -714,6 +837,20 @@ fn oversized_fields_are_refused(b: &dyn Backend) {
     let big_rev = "3".repeat(relay::config::limits::STATE_REV_BYTES_MAX + 1);
     let e = s.update_account_rev(a.uid, &rev(&big_rev, 1)).unwrap_err();
     assert_eq!(e.reason(), "too_large");
+    let mut big_commit = rev("3kaaaaaaaaaa2", 1);
+    big_commit.commit_cid = Some(vec![
+        1;
+        relay::config::limits::STATE_COMMIT_CID_BYTES_MAX + 1
+    ]);
+    let e = s.update_account_rev(a.uid, &big_commit).unwrap_err();
+    assert_eq!(e.reason(), "too_large");
+    let e = s
+        .apply_batch(&Batch {
+            host_cursors: vec![],
+            account_revs: vec![(a.uid, big_commit)],
+        })
+        .unwrap_err();
+    assert_eq!(e.reason(), "too_large");
     let big = vec![0u8; relay::config::limits::STATE_IDENTITY_ENTRY_BYTES_MAX + 1];
     assert!(matches!(
         s.put_identity("did:plc:big", &big, 1),
@@ -760,6 +897,7 @@ fn write_behind_coalesces_and_flushes(b: &dyn Backend) {
         .unwrap();
     assert_eq!(got.rev.as_deref(), Some("3kaaaaaaaaac2"));
     assert_eq!(got.data_cid.unwrap()[2], 3);
+    assert_eq!(got.commit_cid, commit_of(3));
     let host = block_on(svc.call(move |s| s.get_host_by_id(h.id)))
         .unwrap()
         .unwrap();
@@ -770,6 +908,7 @@ fn write_behind_coalesces_and_flushes(b: &dyn Backend) {
     block_on(svc.flush()).unwrap();
     let got = block_on(svc.load_account("did:plc:wb")).unwrap().unwrap();
     assert_eq!(got.rev.as_deref(), Some("3kaaaaaaaaac2"));
+    assert_eq!(got.commit_cid, commit_of(3));
     svc.shutdown().unwrap();
 
     // The timed flush: with a short interval, updates land without an explicit flush.
@@ -863,6 +1002,11 @@ fn service_reads_see_pending_writes(b: &dyn Backend) {
     };
     let (acc, host) = reader.join().unwrap();
     assert_eq!(acc.rev.as_deref(), Some("3kaaaaaaaaaa2"));
+    assert_eq!(
+        acc.commit_cid,
+        commit_of(1),
+        "the pending commit CID is overlaid"
+    );
     assert_eq!(host.last_seq, 55);
     assert!(
         block_on(svc.load_account("did:plc:nobody"))
@@ -970,6 +1114,43 @@ fn bad_database_url_is_a_typed_error() {
         database_url: Some("postgres://nobody@127.0.0.1:1/none?connect_timeout=2".into()),
     });
     assert_eq!(r.err().map(|e| e.reason()), Some("postgres"));
+}
+
+/// A database a version-1 relay left (no `commit_cid` column, migration 2 not recorded)
+/// is upgraded on open: its accounts keep their revs and read with no commit CID until
+/// their next commit stores one.
+#[test]
+fn migration_2_adds_the_commit_cid_to_a_version_1_database() {
+    let Some(pg) = Postgres::new() else { return };
+    let uid = {
+        let s = pg.open();
+        let host = s.upsert_host("pds.example", 1).unwrap();
+        let a = s.get_or_create_account("did:plc:old", host.id).unwrap();
+        assert!(
+            s.update_account_rev(a.uid, &rev("3kaaaaaaaaaa2", 1))
+                .unwrap()
+        );
+        a.uid
+    };
+    pg.schema.execute(
+        "ALTER TABLE accounts DROP COLUMN commit_cid; \
+         DELETE FROM schema_migrations WHERE version = 2;",
+    );
+    let s = pg.open();
+    let got = s.get_account_by_uid(uid).unwrap().unwrap();
+    assert_eq!(
+        (
+            got.rev.as_deref(),
+            got.data_cid.clone(),
+            got.commit_cid.clone()
+        ),
+        (Some("3kaaaaaaaaaa2"), Some(vec![0x01, 0x71, 1]), None)
+    );
+    assert!(s.update_account_rev(uid, &rev("3kaaaaaaaaab2", 2)).unwrap());
+    assert_eq!(
+        s.get_account_by_uid(uid).unwrap().unwrap().commit_cid,
+        commit_of(2)
+    );
 }
 
 #[test]

@@ -55,6 +55,7 @@ fn indigo_scenarios_through_the_commit_rules() {
             match (drop, result) {
                 (false, Ok(verified)) => {
                     assert_eq!(verified.did(), did);
+                    assert_eq!(verified.commit_cid(), Some(commit.commit()));
                     states.insert(did, verified.next_state().unwrap());
                     passed += 1;
                 }

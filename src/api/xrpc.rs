@@ -19,11 +19,13 @@
 //! DID; the cursor is the last id of
 //! the page, returned only when the page was full (so a last page may come back empty).
 //!
-//! **Known gap (store)**: the state store keeps an account's last `rev` and its commit's
-//! `data` CID (the MST root), not the commit block's own CID. `listRepos.head` and
-//! `getLatestCommit.cid` are the commit CID in the lexicon; until the store records it
-//! (a `commit_cid` field on `AccountRecord`, written with the rev), [`head_cid`] returns
-//! the stored `data` CID — a real CID of the repo's current state, but not the commit's.
+//! Heads: `listRepos.head` and `getLatestCommit.cid` are the CID of the account's last
+//! accepted commit block (`AccountRecord::commit_cid`, stored with the rev from the
+//! verified `#commit` / `#sync`), printed as base32 `b…` text ([`head_cid`]). The lexicon
+//! requires `head` and `rev`, so an account without both — no commit relayed yet, or a
+//! rev stored by an older relay version that did not record the commit CID, until the
+//! account's next commit — is left out of `listRepos` and is `RepoNotFound` for
+//! `getLatestCommit`; `getRepoStatus` still reports it (its `rev` is optional).
 //!
 //! `listReposByCollection` pages the collection index (`collections`) by DID: the cursor
 //! is the last DID read, `limit` 1..=2000 (default 500) as in its lexicon.
@@ -125,8 +127,12 @@ pub enum ApiError {
     InvalidRequest(&'static str),
     /// `getHostStatus` of an unknown host (400 `HostNotFound`).
     HostNotFound,
-    /// An unknown DID, or one with no commit yet (400 `RepoNotFound`).
+    /// An unknown DID (400 `RepoNotFound`).
     RepoNotFound,
+    /// A known account whose current commit the relay does not know: none relayed yet,
+    /// or its rev was stored without the commit CID (400 `RepoNotFound`, the lexicon's
+    /// name for it, with its own message and label).
+    NoCommit,
     /// The account is taken down (400 `RepoTakendown`).
     RepoTakendown,
     /// The account is suspended (400 `RepoSuspended`).
@@ -156,6 +162,7 @@ impl ApiError {
             ApiError::InvalidRequest(_) => "invalid_request",
             ApiError::HostNotFound => "host_not_found",
             ApiError::RepoNotFound => "repo_not_found",
+            ApiError::NoCommit => "no_commit",
             ApiError::RepoTakendown => "repo_takendown",
             ApiError::RepoSuspended => "repo_suspended",
             ApiError::RepoDeactivated => "repo_deactivated",
@@ -175,6 +182,7 @@ impl ApiError {
             ApiError::InvalidRequest(m) => (400, "InvalidRequest", *m),
             ApiError::HostNotFound => (400, "HostNotFound", "host not known to this relay"),
             ApiError::RepoNotFound => (400, "RepoNotFound", "repo not found"),
+            ApiError::NoCommit => (400, "RepoNotFound", "no commit of this repo relayed yet"),
             ApiError::RepoTakendown => (400, "RepoTakendown", "repo has been taken down"),
             ApiError::RepoSuspended => (400, "RepoSuspended", "repo is suspended"),
             ApiError::RepoDeactivated => (400, "RepoDeactivated", "repo is deactivated"),
@@ -425,12 +433,21 @@ pub fn account_status(account: &AccountRecord) -> (bool, Option<&'static str>) {
     }
 }
 
-/// The CID reported as the repo's head. See the module doc: the store holds the commit's
-/// `data` CID, not the commit CID, so that is what this returns until the store records
-/// the commit CID. `None` before the first commit or for an unparseable stored CID.
+/// The repo's head: the stored commit CID as base32 `b…` text. `None` before the first
+/// commit, for a rev stored without its commit CID, or for a stored CID that does not
+/// parse (the store does not check CIDs; a malformed one is logged, never served).
 pub fn head_cid(account: &AccountRecord) -> Option<String> {
-    let bytes = account.data_cid.as_deref()?;
-    Cid::from_bytes(bytes).ok().map(|cid| cid.to_string())
+    let bytes = account.commit_cid.as_deref()?;
+    match Cid::from_bytes(bytes) {
+        Ok(cid) => Some(cid.to_string()),
+        Err(e) => {
+            log::warn!(
+                "account uid {}: stored commit CID unreadable: {e}",
+                account.uid
+            );
+            None
+        }
+    }
 }
 
 fn repo_json(account: &AccountRecord) -> Option<serde_json::Value> {
@@ -453,8 +470,8 @@ async fn list_repos(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
         .state()
         .call(move |store| store.list_accounts(after, limit))
         .await?;
-    // Accounts seen but without a commit yet have no head or rev (both required): skip
-    // them; the cursor still moves past them.
+    // Accounts without a known commit (none yet, or a rev stored without its CID) have
+    // no head (required): skip them; the cursor still moves past them.
     let repos: Vec<_> = accounts.iter().filter_map(repo_json).collect();
     let mut body = serde_json::json!({ "repos": repos });
     if let Some(cursor) = next_cursor(accounts.len(), limit, accounts.last().map(|a| a.uid)) {
@@ -546,7 +563,7 @@ async fn get_latest_commit(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
     let account = load_account(&ctx, &did).await?;
     refuse_inactive(&account)?;
     let (Some(rev), Some(cid)) = (account.rev.as_deref(), head_cid(&account)) else {
-        return Err(ApiError::RepoNotFound);
+        return Err(ApiError::NoCommit);
     };
     Ok(Reply::json(
         200,

@@ -506,6 +506,10 @@ pub const STATE_REV_BYTES_MAX: usize = 64;
 /// with its multihash header leaves room under 128.
 pub const STATE_DATA_CID_BYTES_MAX: usize = 128;
 
+/// Longest binary commit CID stored (an account's current commit, served as `listRepos`
+/// `head` and `getLatestCommit` `cid`), in bytes: the same CIDv1 shape as the data CID.
+pub const STATE_COMMIT_CID_BYTES_MAX: usize = STATE_DATA_CID_BYTES_MAX;
+
 /// Largest serialized identity resolution entry stored, in bytes. The DID document is
 /// bounded far lower by `identity`; this only keeps one bad entry from bloating the
 /// snapshot.

@@ -3,8 +3,9 @@
 //! resolves), applies the rule set, and sends what passes to the sequencer ring.
 //!
 //! Owns: per-host sequence checks and cursors (through each session's `SessionControl`),
-//! the shard's account table (parsed key, PDS authority, last accepted rev and data),
-//! parking, forced re-resolution after a bad signature or host mismatch, and the
+//! the shard's account table (parsed key, PDS authority, last accepted rev and data;
+//! an `#identity` drops the key and PDS but keeps the uid, state and statuses, see
+//! `Known`), parking, forced re-resolution after a bad signature or host mismatch, and the
 //! rejection counters. Must not: read sockets (the sessions do), block (identity lookups
 //! are futures completed by the resolver threads), or assign seqs.
 //!
@@ -121,9 +122,45 @@ struct Account {
     upstream_active: bool,
 }
 
+impl Account {
+    fn known(&self) -> Known {
+        Known {
+            uid: self.uid,
+            state: self.state,
+            local_status: self.local_status,
+            upstream_active: self.upstream_active,
+        }
+    }
+}
+
+/// What the shard knows of an account besides its identity. An `#identity` drops the key
+/// and PDS (they are resolved again) but keeps this, so the account keeps its uid (its
+/// commits are still written to the store: rev and head), the state of its last accepted
+/// commit (the rev and chain checks go on; the store may trail frames still in flight),
+/// and the relay's and its host's statuses.
+#[derive(Clone, Copy)]
+struct Known {
+    uid: Option<u64>,
+    state: Option<AccountState>,
+    local_status: LocalStatus,
+    upstream_active: bool,
+}
+
+impl Known {
+    /// An account first seen, before its stored record is read.
+    const NEW: Known = Known {
+        uid: None,
+        state: None,
+        local_status: LocalStatus::Active,
+        upstream_active: true,
+    };
+}
+
 #[derive(Default)]
 struct Slot {
     account: Option<Account>,
+    /// Kept from `account` while an `#identity` has it re-resolved.
+    kept: Option<Known>,
     parked: VecDeque<UpstreamFrame>,
     resolving: bool,
 }
@@ -569,6 +606,7 @@ impl IngestShard {
         }
         let account_key = account_key.unwrap_or_else(|| account_key_of(did));
         let next_state = verified.next_state();
+        let commit_cid = verified.commit_cid();
         let desynchronized = verified.desynchronized();
         if peek.kind == Kind::Account {
             self.record_upstream_status(did, verified.frame());
@@ -578,7 +616,9 @@ impl IngestShard {
             self.identity.purge(did);
             let mut lookup = false;
             if let Some(slot) = self.accounts.get_mut(did) {
-                slot.account = None;
+                if let Some(account) = slot.account.take() {
+                    slot.kept = Some(account.known());
+                }
                 // Frames parked behind this event need the new identity: resolve now
                 // (the drain in `on_resolved` stops while a lookup runs).
                 if !slot.parked.is_empty() && !slot.resolving {
@@ -587,7 +627,9 @@ impl IngestShard {
                 }
             }
             if lookup {
-                self.start_lookup(did, false, None);
+                // With the host: an account whose record was never loaded (no uid kept)
+                // loads it with the lookup, so its commits reach the store.
+                self.start_lookup(did, false, Some(host));
             }
         }
         let admitted = Admitted {
@@ -599,6 +641,7 @@ impl IngestShard {
                 upstream_seq: self.safe_cursor(host, peek.seq),
                 uid,
                 next_state,
+                commit_cid,
                 desynchronized,
             },
         };
@@ -635,11 +678,21 @@ impl IngestShard {
                 .and_then(UpstreamStatus::from_label)
                 .unwrap_or(UpstreamStatus::Unknown)
         };
-        let Some(account) = self.accounts.get_mut(did).and_then(|s| s.account.as_mut()) else {
+        let Some(slot) = self.accounts.get_mut(did) else {
             return;
         };
-        account.upstream_active = event.active();
-        if let Some(uid) = account.uid {
+        let uid = match (slot.account.as_mut(), slot.kept.as_mut()) {
+            (Some(account), _) => {
+                account.upstream_active = event.active();
+                account.uid
+            }
+            (None, Some(kept)) => {
+                kept.upstream_active = event.active();
+                kept.uid
+            }
+            (None, None) => return,
+        };
+        if let Some(uid) = uid {
             // Written by the state thread; a failure is counted there and healed by the
             // next `#account` of the account.
             drop(
@@ -653,8 +706,13 @@ impl IngestShard {
     /// again) its commits here, and — on the shard that announces (shard 0) — send the
     /// relay's own `#account` event saying so, sequenced like any other.
     pub async fn set_local_status(&mut self, did: &str, status: LocalStatus) {
-        if let Some(account) = self.accounts.get_mut(did).and_then(|s| s.account.as_mut()) {
-            account.local_status = status;
+        if let Some(slot) = self.accounts.get_mut(did) {
+            if let Some(account) = slot.account.as_mut() {
+                account.local_status = status;
+            }
+            if let Some(kept) = slot.kept.as_mut() {
+                kept.local_status = status;
+            }
         }
         if self.shard == 0 {
             self.announce_status(did, status).await;
@@ -708,6 +766,7 @@ impl IngestShard {
                 upstream_seq: 0,
                 uid: None,
                 next_state: None,
+                commit_cid: None,
                 desynchronized: false,
             },
         };
@@ -831,8 +890,12 @@ impl IngestShard {
         let loaded = self
             .accounts
             .get(did)
-            .and_then(|s| s.account.as_ref())
-            .is_some_and(|a| a.uid.is_some());
+            .and_then(|s| {
+                s.account
+                    .as_ref()
+                    .map_or(s.kept.and_then(|k| k.uid), |a| a.uid)
+            })
+            .is_some();
         let record = match host {
             Some(host) if !loaded => Some(self.state.get_or_create_account(did, host.0)),
             _ => None,
@@ -932,16 +995,19 @@ impl IngestShard {
             return Err("account_forgotten");
         };
         slot.resolving = false;
-        let (mut state, refreshed_at, mut uid) = slot
+        let kept = slot.kept.take();
+        let refreshed_at = slot.account.as_ref().and_then(|a| a.refreshed_at);
+        let Known {
+            mut uid,
+            mut state,
+            mut local_status,
+            mut upstream_active,
+        } = slot
             .account
             .as_ref()
-            .map_or((None, None, None), |a| (a.state, a.refreshed_at, a.uid));
-        let (mut local_status, mut upstream_active) = slot
-            .account
-            .as_ref()
-            .map_or((LocalStatus::Active, true), |a| {
-                (a.local_status, a.upstream_active)
-            });
+            .map(Account::known)
+            .or(kept)
+            .unwrap_or(Known::NEW);
         if let Some(record) = record {
             uid = Some(record.uid);
             state = newest(state, stored_state(&record));

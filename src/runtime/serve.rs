@@ -858,9 +858,11 @@ fn admit_upstream(
     })
 }
 
-/// Once a frame is durable: its host's cursor and its account's rev go to the state
-/// store's write-behind buffer. A full buffer is counted there; the next frame of the
-/// same host or account carries a newer value, so nothing is waited for on this core.
+/// Once a frame is durable: its host's cursor and its account's rev, data CID and commit
+/// CID (`#commit` and `#sync`, which resets the account to the announced commit) go to
+/// the state store's write-behind buffer. A full buffer is counted there; the next frame
+/// of the same host or account carries a newer value, so nothing is waited for on this
+/// core.
 fn record_published(state: &StateService, origin: &crate::sequencer::stage::Origin) {
     let _ = state.record_host_cursor(origin.host_id, origin.upstream_seq);
     if let (Some(uid), Some(next)) = (origin.uid, origin.next_state) {
@@ -870,6 +872,7 @@ fn record_published(state: &StateService, origin: &crate::sequencer::stage::Orig
                 rev: next.rev.as_str().to_owned(),
                 data_cid: next.data.to_bytes().to_vec(),
                 desynchronized: origin.desynchronized,
+                commit_cid: origin.commit_cid.map(|cid| cid.to_bytes().to_vec()),
             },
         );
     }

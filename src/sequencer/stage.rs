@@ -18,6 +18,7 @@
 
 use crate::config::limits::{SEQUENCER_LOG_RETRY_MICROS, SEQUENCER_PENDING_RECORDS_MAX};
 use crate::eventlog::{AccountKey, Appender, DurableSeq, EventLogError};
+use crate::frame::cid::Cid;
 use crate::runtime::frames::FrameHandle;
 use crate::runtime::notify::Notify;
 use crate::sequencer::{Sequenced, Sequencer, SequencerError};
@@ -45,6 +46,9 @@ pub struct Origin {
     pub uid: Option<u64>,
     /// The account state the frame moves to (`#commit`, `#sync`).
     pub next_state: Option<AccountState>,
+    /// The CID of the commit the frame moves the account to (`#commit`, `#sync`), stored
+    /// with its rev as the repo's `head`.
+    pub commit_cid: Option<Cid>,
     /// Whether the frame broke the account's Sync 1.1 chain.
     pub desynchronized: bool,
 }

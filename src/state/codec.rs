@@ -7,14 +7,24 @@
 //! Checks: every decode is strict — unknown version, short input, trailing bytes, a bad
 //! label or non-UTF-8 text is [`StateError::Corrupt`]. Does not check field bounds (the
 //! store checks them before encoding).
+//!
+//! Versions: host, identity and backfill values are version 1. Account values are
+//! version 2 (version 1 plus the commit CID appended at the end); a version 1 account
+//! value, as the previous relay wrote it, still decodes, with no commit CID. Accounts are
+//! rewritten as version 2 on their next write. An older relay refuses version 2 values
+//! (`Corrupt`), so a downgrade is not supported once an account was written.
 
 use super::{
     AccountRecord, BackfillRecord, HostRecord, HostStatus, LocalStatus, RateLimits, StateError,
     UpstreamStatus,
 };
 
-/// Version byte of every value written by this code.
+/// Version byte of the host, identity and backfill values.
 const VERSION: u8 = 1;
+/// Version byte of the account values written by this code (commit CID appended).
+const ACCOUNT_VERSION: u8 = 2;
+/// Version byte of the account values of the previous layout (no commit CID), still read.
+const ACCOUNT_VERSION_V1: u8 = 1;
 
 /// A big-endian id key.
 pub fn id_key(id: u64) -> [u8; 8] {
@@ -33,7 +43,10 @@ struct Writer(Vec<u8>);
 
 impl Writer {
     fn new() -> Writer {
-        Writer(vec![VERSION])
+        Writer::with_version(VERSION)
+    }
+    fn with_version(version: u8) -> Writer {
+        Writer(vec![version])
     }
     fn u64(&mut self, value: u64) -> &mut Self {
         self.0.extend_from_slice(&value.to_be_bytes());
@@ -69,8 +82,18 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn new(bytes: &'a [u8], what: &'static str) -> Result<Reader<'a>, StateError> {
+        Reader::versioned(bytes, what, &[VERSION]).map(|(_, reader)| reader)
+    }
+    /// A reader of a value whose version byte is one of `accepted`, and that version.
+    fn versioned(
+        bytes: &'a [u8],
+        what: &'static str,
+        accepted: &[u8],
+    ) -> Result<(u8, Reader<'a>), StateError> {
         match bytes.split_first() {
-            Some((&VERSION, rest)) => Ok(Reader { rest, what }),
+            Some((&version, rest)) if accepted.contains(&version) => {
+                Ok((version, Reader { rest, what }))
+            }
             _ => Err(StateError::Corrupt(what)),
         }
     }
@@ -170,22 +193,24 @@ pub fn decode_host(id: u64, bytes: &[u8]) -> Result<HostRecord, StateError> {
     })
 }
 
-/// Encodes an account value (the uid is the key).
+/// Encodes an account value (the uid is the key), version 2.
 pub fn encode_account(account: &AccountRecord) -> Vec<u8> {
-    let mut w = Writer::new();
+    let mut w = Writer::with_version(ACCOUNT_VERSION);
     w.bytes(account.did.as_bytes())
         .u64(account.host_id)
         .bytes(account.local_status.as_str().as_bytes())
         .bytes(account.upstream_status.as_str().as_bytes())
         .opt_bytes(account.rev.as_deref().map(str::as_bytes))
         .opt_bytes(account.data_cid.as_deref())
-        .flag(account.desynchronized);
+        .flag(account.desynchronized)
+        .opt_bytes(account.commit_cid.as_deref());
     w.0
 }
 
-/// Decodes an account value stored under `uid`.
+/// Decodes an account value stored under `uid`: version 2, or version 1 (no commit CID).
 pub fn decode_account(uid: u64, bytes: &[u8]) -> Result<AccountRecord, StateError> {
-    let mut r = Reader::new(bytes, "account")?;
+    let (version, mut r) =
+        Reader::versioned(bytes, "account", &[ACCOUNT_VERSION_V1, ACCOUNT_VERSION])?;
     let did = r.text()?.to_owned();
     let host_id = r.u64()?;
     let local_status = r.label(LocalStatus::from_label)?;
@@ -200,6 +225,10 @@ pub fn decode_account(uid: u64, bytes: &[u8]) -> Result<AccountRecord, StateErro
     };
     let data_cid = r.opt_bytes()?.map(<[u8]>::to_vec);
     let desynchronized = r.flag()?;
+    let commit_cid = match version {
+        ACCOUNT_VERSION_V1 => None,
+        _ => r.opt_bytes()?.map(<[u8]>::to_vec),
+    };
     r.finish()?;
     Ok(AccountRecord {
         uid,
@@ -210,6 +239,7 @@ pub fn decode_account(uid: u64, bytes: &[u8]) -> Result<AccountRecord, StateErro
         rev,
         data_cid,
         desynchronized,
+        commit_cid,
     })
 }
 
@@ -270,8 +300,10 @@ mod tests {
             rev: Some("3kabc".into()),
             data_cid: Some(vec![1, 2, 3]),
             desynchronized: true,
+            commit_cid: Some(vec![1, 0x71, 0x12, 0x20, 9]),
         };
         let mut bytes = encode_account(&account);
+        assert_eq!(bytes[0], ACCOUNT_VERSION);
         assert_eq!(decode_account(7, &bytes).unwrap(), account);
         bytes.push(0);
         assert!(matches!(
@@ -280,5 +312,55 @@ mod tests {
         ));
         assert!(decode_account(7, &bytes[..5]).is_err());
         assert!(decode_account(7, &[]).is_err());
+        let none = AccountRecord {
+            commit_cid: None,
+            ..account
+        };
+        assert_eq!(decode_account(7, &encode_account(&none)).unwrap(), none);
+    }
+
+    /// An account value exactly as the previous version (value version 1, no commit CID)
+    /// wrote it, byte by byte: it still decodes, with no commit CID.
+    #[test]
+    fn an_old_format_account_decodes_without_a_commit_cid() {
+        let mut old = vec![1u8];
+        let bytes = |out: &mut Vec<u8>, b: &[u8]| {
+            out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+            out.extend_from_slice(b);
+        };
+        bytes(&mut old, b"did:plc:old");
+        old.extend_from_slice(&5u64.to_be_bytes());
+        bytes(&mut old, b"active");
+        bytes(&mut old, b"deactivated");
+        old.push(1);
+        bytes(&mut old, b"3kabcdefghij2");
+        old.push(1);
+        bytes(&mut old, &[1, 0x71, 0x12, 0x20, 7]);
+        old.push(0);
+        let decoded = decode_account(9, &old).unwrap();
+        assert_eq!(
+            decoded,
+            AccountRecord {
+                uid: 9,
+                did: "did:plc:old".into(),
+                host_id: 5,
+                local_status: LocalStatus::Active,
+                upstream_status: UpstreamStatus::Deactivated,
+                rev: Some("3kabcdefghij2".into()),
+                data_cid: Some(vec![1, 0x71, 0x12, 0x20, 7]),
+                desynchronized: false,
+                commit_cid: None,
+            }
+        );
+        // Version 1 ends at the flag: a commit CID after it is trailing bytes.
+        let mut longer = old.clone();
+        longer.push(0);
+        assert!(decode_account(9, &longer).is_err());
+        // Unknown versions are refused, the old one is rewritten as version 2.
+        old[0] = 3;
+        assert!(decode_account(9, &old).is_err());
+        let rewritten = encode_account(&decoded);
+        assert_eq!(rewritten[0], ACCOUNT_VERSION);
+        assert_eq!(decode_account(9, &rewritten).unwrap(), decoded);
     }
 }

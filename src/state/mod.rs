@@ -26,8 +26,8 @@ pub mod service;
 pub use service::{Full, Reply, ServiceConfig, StateService};
 
 use crate::config::limits::{
-    STATE_DATA_CID_BYTES_MAX, STATE_IDENTITY_ENTRY_BYTES_MAX, STATE_KEY_BYTES_MAX,
-    STATE_REV_BYTES_MAX,
+    STATE_COMMIT_CID_BYTES_MAX, STATE_DATA_CID_BYTES_MAX, STATE_IDENTITY_ENTRY_BYTES_MAX,
+    STATE_KEY_BYTES_MAX, STATE_REV_BYTES_MAX,
 };
 use std::path::PathBuf;
 
@@ -259,6 +259,10 @@ pub struct AccountRecord {
     pub data_cid: Option<Vec<u8>>,
     /// Set when a gap was seen and the account waits for a resync.
     pub desynchronized: bool,
+    /// The CID of the last accepted commit block itself (binary), the repo's `head`;
+    /// `None` before the first commit, and for an account whose last rev was stored by a
+    /// relay version that did not record it (until its next commit).
+    pub commit_cid: Option<Vec<u8>>,
 }
 
 /// The result of an accepted commit, as the write-behind buffer carries it.
@@ -270,6 +274,10 @@ pub struct RevUpdate {
     pub data_cid: Vec<u8>,
     /// The desynchronized flag after this commit.
     pub desynchronized: bool,
+    /// The commit block's CID, binary (`#commit`: the frame's `commit`; `#sync`: the CAR
+    /// root). Stored with the rev: `None` clears the stored one, which would name an
+    /// older commit than the stored rev.
+    pub commit_cid: Option<Vec<u8>>,
 }
 
 /// One identity cache entry (the resolution entry is opaque bytes, owned by `identity`).
@@ -365,7 +373,8 @@ pub trait Store: Send + Sync {
     /// Accounts with uid > `after`, ascending, at most `limit` (clamped).
     fn list_accounts(&self, after: Uid, limit: usize) -> Result<Vec<AccountRecord>, StateError>;
     /// Conditional: applies only if `update.rev` is greater than the stored rev (or there
-    /// is none). Returns whether it applied. [`StateError::NotFound`] for an unknown uid.
+    /// is none); rev, data CID, commit CID and the desynchronized flag change together.
+    /// Returns whether it applied. [`StateError::NotFound`] for an unknown uid.
     fn update_account_rev(&self, uid: Uid, update: &RevUpdate) -> Result<bool, StateError>;
     /// Sets the relay's own status (takedowns). Returns whether the uid exists.
     fn set_local_status(&self, uid: Uid, status: LocalStatus) -> Result<bool, StateError>;
@@ -443,7 +452,11 @@ pub(crate) fn check_key(value: &str, what: &'static str) -> Result<(), StateErro
 
 pub(crate) fn check_rev_update(update: &RevUpdate) -> Result<(), StateError> {
     check_len(update.rev.as_bytes(), STATE_REV_BYTES_MAX, "rev")?;
-    check_len(&update.data_cid, STATE_DATA_CID_BYTES_MAX, "data_cid")
+    check_len(&update.data_cid, STATE_DATA_CID_BYTES_MAX, "data_cid")?;
+    match &update.commit_cid {
+        Some(cid) => check_len(cid, STATE_COMMIT_CID_BYTES_MAX, "commit_cid"),
+        None => Ok(()),
+    }
 }
 
 pub(crate) fn check_identity(entry: &[u8]) -> Result<(), StateError> {

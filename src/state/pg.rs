@@ -86,9 +86,13 @@ impl Conn {
 }
 
 /// Schema migrations, in order; a version is never edited once released, only added.
-const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (3, SCHEMA_V3_COLLECTIONS)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, SCHEMA_V1),
+    (2, SCHEMA_V2_COMMIT_CID),
+    (3, SCHEMA_V3_COLLECTIONS),
+];
 
-/// The collection index; version 2 is the accounts' commit CID (its own migration).
+/// The collection index.
 const SCHEMA_V3_COLLECTIONS: &str = r#"
 CREATE TABLE collection_repos (
     collection TEXT COLLATE "C" NOT NULL,
@@ -141,10 +145,15 @@ CREATE TABLE backfill (
 );
 "#;
 
+/// Version 2: the account's current commit CID (binary), served as `listRepos.head` and
+/// `getLatestCommit.cid`. Rows written before it read as NULL (no commit CID known) until
+/// the account's next commit. Touches only `accounts`.
+const SCHEMA_V2_COMMIT_CID: &str = "ALTER TABLE accounts ADD COLUMN commit_cid BYTEA;";
+
 const HOST_COLUMNS: &str = "id, hostname, status, last_seq, account_count, account_limit, \
      rate_per_second, rate_per_hour, rate_per_day, failures, first_seen_ms, last_connected_ms";
 const ACCOUNT_COLUMNS: &str =
-    "uid, did, host_id, local_status, upstream_status, rev, data_cid, desynchronized";
+    "uid, did, host_id, local_status, upstream_status, rev, data_cid, desynchronized, commit_cid";
 
 /// The PostgreSQL store.
 pub struct PgStore {
@@ -360,6 +369,7 @@ fn row_to_account(row: &Row) -> Result<AccountRecord, StateError> {
         rev: get(row, "rev")?,
         data_cid: get(row, "data_cid")?,
         desynchronized: get(row, "desynchronized")?,
+        commit_cid: get(row, "commit_cid")?,
     })
 }
 
@@ -396,6 +406,27 @@ fn coalesce(batch: &Batch) -> Batch {
     Batch {
         host_cursors: hosts.into_iter().collect(),
         account_revs: accounts.into_iter().collect(),
+    }
+}
+
+/// A batch's account updates as the parallel arrays `unnest` takes (a NULL commit CID
+/// clears the stored one, as in RocksDB).
+#[derive(Default)]
+struct AccountColumns {
+    uids: Vec<i64>,
+    revs: Vec<String>,
+    data_cids: Vec<Vec<u8>>,
+    desyncs: Vec<bool>,
+    commit_cids: Vec<Option<Vec<u8>>>,
+}
+
+impl AccountColumns {
+    fn push(&mut self, uid: i64, update: RevUpdate) {
+        self.uids.push(uid);
+        self.revs.push(update.rev);
+        self.data_cids.push(update.data_cid);
+        self.desyncs.push(update.desynchronized);
+        self.commit_cids.push(update.commit_cid);
     }
 }
 
@@ -629,9 +660,16 @@ impl Store for PgStore {
             Box::pin(async move {
                 let n = c
                     .execute(
-                        "UPDATE accounts SET rev = $2, data_cid = $3, desynchronized = $4 \
+                        "UPDATE accounts SET rev = $2, data_cid = $3, desynchronized = $4, \
+                         commit_cid = $5 \
                          WHERE uid = $1 AND (rev IS NULL OR rev < $2 COLLATE \"C\")",
-                        &[&uid, &update.rev, &update.data_cid, &update.desynchronized],
+                        &[
+                            &uid,
+                            &update.rev,
+                            &update.data_cid,
+                            &update.desynchronized,
+                            &update.commit_cid,
+                        ],
                     )
                     .await?;
                 if n > 0 {
@@ -924,14 +962,10 @@ impl Store for PgStore {
             host_ids.push(to_i64(id, "host id")?);
             seqs.push(to_i64(seq, "last_seq")?);
         }
-        let (mut uids, mut revs, mut cids, mut desyncs) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut columns = AccountColumns::default();
         for (uid, update) in accounts {
             check_rev_update(&update)?;
-            uids.push(to_i64(uid, "uid")?);
-            revs.push(update.rev);
-            cids.push(update.data_cid);
-            desyncs.push(update.desynchronized);
+            columns.push(to_i64(uid, "uid")?, update);
         }
         self.call(move |c| {
             Box::pin(async move {
@@ -945,11 +979,18 @@ impl Store for PgStore {
                 .map_err(pg)?;
                 let applied = tx
                     .execute(
-                        "UPDATE accounts a SET rev = u.rev, data_cid = u.cid, desynchronized = u.desync \
-                         FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bool[]) \
-                         AS u(uid, rev, cid, desync) \
+                        "UPDATE accounts a SET rev = u.rev, data_cid = u.cid, \
+                         desynchronized = u.desync, commit_cid = u.commit \
+                         FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bool[], \
+                         $5::bytea[]) AS u(uid, rev, cid, desync, commit) \
                          WHERE a.uid = u.uid AND (a.rev IS NULL OR a.rev < u.rev COLLATE \"C\")",
-                        &[&uids, &revs, &cids, &desyncs],
+                        &[
+                            &columns.uids,
+                            &columns.revs,
+                            &columns.data_cids,
+                            &columns.desyncs,
+                            &columns.commit_cids,
+                        ],
                     )
                     .await
                     .map_err(pg)?;

@@ -320,6 +320,7 @@ fn apply_rev(account: &mut AccountRecord, update: &RevUpdate) {
     account.rev = Some(update.rev.clone());
     account.data_cid = Some(update.data_cid.clone());
     account.desynchronized = update.desynchronized;
+    account.commit_cid = update.commit_cid.clone();
 }
 
 impl Store for RocksStore {
@@ -448,6 +449,7 @@ impl Store for RocksStore {
             rev: None,
             data_cid: None,
             desynchronized: false,
+            commit_cid: None,
         };
         batch.put_cf(self.cf(CF_ACCOUNTS)?, id_key(uid), encode_account(&account));
         batch.put_cf(self.cf(CF_ACCOUNT_DIDS)?, did.as_bytes(), id_key(uid));

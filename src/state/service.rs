@@ -6,8 +6,8 @@
 //! and [`StateService::record_account_commit`] never block beyond a short uncontended
 //! mutex (the state thread holds it only to swap the map out). They coalesce per key in a
 //! shared map: a host cursor keeps the latest value; an account keeps the update with the
-//! greatest rev (an older rev recorded later is dropped there, as the store would refuse
-//! it). The state thread writes the whole map as one [`Batch`] every
+//! greatest rev, whole (rev, data CID, commit CID and desync flag stay one commit's; an
+//! older rev recorded later is dropped there, as the store would refuse it). The state thread writes the whole map as one [`Batch`] every
 //! `STATE_FLUSH_INTERVAL_MILLIS_MAX` or as soon as it holds
 //! `STATE_FLUSH_BATCH_ENTRIES_MAX` keys. **Full policy**: at
 //! `STATE_WRITE_BEHIND_ENTRIES_MAX` distinct keys, an update for a key already in the map
@@ -102,7 +102,7 @@ impl Pending {
         self.hosts.len() + self.accounts.len()
     }
 
-    /// Keeps the greater rev.
+    /// Keeps the update with the greater rev, whole: its CIDs name that commit.
     fn merge_account(&mut self, uid: Uid, update: RevUpdate) {
         match self.accounts.get_mut(&uid) {
             Some(old) if old.rev.as_bytes() >= update.rev.as_bytes() => {}
@@ -120,6 +120,7 @@ impl Pending {
             account.rev = Some(update.rev.clone());
             account.data_cid = Some(update.data_cid.clone());
             account.desynchronized = update.desynchronized;
+            account.commit_cid = update.commit_cid.clone();
         }
     }
 }
@@ -229,7 +230,8 @@ impl StateService {
         Ok(())
     }
 
-    /// Records an accepted commit's rev, data CID and desync flag (greatest rev wins).
+    /// Records an accepted commit's rev, data CID, commit CID and desync flag (the update
+    /// with the greatest rev wins, whole).
     /// Never blocks.
     pub fn record_account_commit(&self, uid: Uid, update: RevUpdate) -> Result<(), Full> {
         let len = {

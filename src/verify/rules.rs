@@ -165,6 +165,7 @@ pub struct Verified<H> {
     did_span: Range<usize>,
     seq_span: Range<usize>,
     next_state: Option<AccountState>,
+    commit_cid: Option<Cid>,
     desynchronized: bool,
     lenient_pass: Option<Rejection>,
 }
@@ -199,6 +200,13 @@ impl<H: AsRef<[u8]>> Verified<H> {
     /// `None` for events that do not move the repo).
     pub fn next_state(&self) -> Option<AccountState> {
         self.next_state
+    }
+
+    /// The CID of the signed commit block the frame moves the repo to: for `#commit` its
+    /// `commit` field (checked equal to the CAR root), for `#sync` the CAR root; `None`
+    /// for events that do not move the repo. Stored as the repo's `head`.
+    pub fn commit_cid(&self) -> Option<Cid> {
+        self.commit_cid
     }
 
     /// The event type.
@@ -307,6 +315,7 @@ struct Judged {
     did_span: Range<usize>,
     seq_span: Range<usize>,
     next_state: Option<AccountState>,
+    commit_cid: Option<Cid>,
     desynchronized: bool,
     lenient_pass: Option<Rejection>,
 }
@@ -319,6 +328,7 @@ impl Judged {
             did_span: self.did_span,
             seq_span: self.seq_span,
             next_state: self.next_state,
+            commit_cid: self.commit_cid,
             desynchronized: self.desynchronized,
             lenient_pass: self.lenient_pass,
         }
@@ -369,6 +379,7 @@ fn judge_sync(
             rev,
             data: commit.data(),
         }),
+        commit_cid: Some(root),
         desynchronized: false,
         lenient_pass: None,
     })
@@ -392,6 +403,7 @@ fn judge_status(bytes: &[u8]) -> Result<Judged, Rejection> {
         did_span: span_of(bytes, did),
         seq_span: frame.seq_span().ok_or(Rejection::Decode("missing_seq"))?,
         next_state: None,
+        commit_cid: None,
         desynchronized: false,
         lenient_pass: None,
     })
@@ -461,6 +473,8 @@ fn judge<'a>(
             rev,
             data: commit.data(),
         }),
+        // The CAR root, checked equal to the frame's `commit` field above.
+        commit_cid: Some(root),
         desynchronized,
         lenient_pass,
     })

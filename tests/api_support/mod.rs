@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 #[path = "../common/mod.rs"]
-mod common;
+pub mod common;
 
 use relay::admin::{AdminEvent, admin_channel};
 use relay::api::server::{self, Router};
@@ -22,6 +22,7 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)] // not every suite reports through it
 pub use common::report;
 
 /// How the server under test is configured.

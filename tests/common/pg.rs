@@ -56,6 +56,12 @@ impl TestSchema {
         let sep = if self.base.contains('?') { '&' } else { '?' };
         format!("{}{sep}options=-csearch_path%3D{}", self.base, self.schema)
     }
+
+    /// Runs SQL in the schema (a test reshaping the tables, e.g. to an older version).
+    #[allow(dead_code)]
+    pub fn execute(&self, sql: &str) {
+        execute(&self.url(), sql);
+    }
 }
 
 impl Drop for TestSchema {
