@@ -84,6 +84,12 @@ pub struct ApiShared {
     pub tls: Arc<rustls::ClientConfig>,
     /// The per-day new-host budget, shared by every core.
     pub new_hosts: Arc<NewHostBudget>,
+    /// The ingest shards' recent rejections, read by `GET /admin/rejections` (an empty
+    /// log, `RejectionLog::default()`, lists nothing).
+    pub rejections: Arc<crate::runtime::rejections::RejectionLog>,
+    /// Every fan-out core's consumers, read by `GET /admin/consumers` (each core's hub
+    /// registers its view when it starts).
+    pub consumers: Arc<crate::fanout::ConsumerRegistry>,
 }
 
 /// One core's view of the API: the shared parts plus this core's counters.

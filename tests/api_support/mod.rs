@@ -76,6 +76,8 @@ impl Server {
             admin_events: admin_tx,
             tls,
             new_hosts: Arc::new(NewHostBudget::new(options.new_hosts_per_day)),
+            rejections: Arc::default(),
+            consumers: Arc::default(),
         };
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = flume::bounded::<()>(1);
