@@ -81,6 +81,34 @@ pub fn post(addr: SocketAddr, path: &str, body: &str, token: Option<&str>) -> St
     response
 }
 
+/// GET `path_and_query` from the relay's API, with a bearer token if given: the status
+/// and the body parsed as JSON (every API reply is JSON).
+pub fn get_json(
+    addr: SocketAddr,
+    path_and_query: &str,
+    token: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        stream,
+        "GET {path_and_query} HTTP/1.1\r\nHost: relay\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no complete head: {response:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status: {head}"));
+    let json = serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+    (status, json)
+}
+
 /// The frames the relay replays from cursor 0: until 500 ms of silence, or for at most
 /// `within` while live events keep coming (a replay of a test's log takes well under it).
 pub fn replay_all(addr: SocketAddr, within: std::time::Duration) -> Vec<Vec<u8>> {
