@@ -4,7 +4,9 @@
 //! Owns, per fan-out core, a [`Hub`]: the live ring of the frames published on the core
 //! (`ring`), its consumers and their sessions (`session`), the cursor rules (`cursor`), and
 //! the shared replay threads (`replay`). The sequencer's publishing task calls
-//! [`Hub::publish`] with each durable frame, in seq order.
+//! [`Hub::publish`] with each durable frame, in seq order. Each hub's consumers are also
+//! visible from every other core through [`ConsumerRegistry`] (`registry`: atomics the
+//! sessions write, read by `GET /admin/consumers` wherever it lands).
 //! Must not: assign seqs, verify, or write the event log (takedowns are applied by the log
 //! at replay; live delivery of an account stops with [`Hub::hide_account`]).
 //!

@@ -4,9 +4,12 @@
 //!
 //! Owns: per-host sequence checks and cursors (through each session's `SessionControl`),
 //! the shard's account table (parsed key, PDS authority, last accepted rev and data),
-//! parking, forced re-resolution after a bad signature or host mismatch, and the
-//! rejection counters. Must not: read sockets (the sessions do), block (identity lookups
-//! are futures completed by the resolver threads), or assign seqs.
+//! parking, forced re-resolution after a bad signature or host mismatch, the rejection
+//! counters, and what each rejection knows (host, DID, upstream seq, frame type),
+//! recorded in the shard's ring of `runtime::rejections` without waiting (`try_lock`; a
+//! contended entry is dropped and counted). Must not: read sockets (the sessions do),
+//! block (identity lookups are futures completed by the resolver threads), or assign
+//! seqs.
 //!
 //! Everything runs in **one task** per shard, so an account's frames are judged and sent
 //! in the order they arrived whatever waits in between: a frame of an account that has
@@ -22,6 +25,9 @@
 //!   because the resolver's queue is full is asked again (`INGEST_IDENTITY_RETRY_MILLIS`);
 //!   a failed lookup drops the account's parked frames with `identity_unresolved`.
 //! * verifier → sequencer ring: **block** (the verifier awaits; sessions then block).
+//! * rejections → the shard's rejection ring: the oldest entry is overwritten; the ring
+//!   held by an admin reader → the entry is **dropped**, counted
+//!   (`relay_verify_rejection_log_dropped_total{reason="contended"}`).
 //!
 //! Checks: per-connection upstream seq strictly increasing, host authority (the account's
 //! DID document names this host as its PDS), and everything `verify::rules` checks.
