@@ -32,7 +32,8 @@
 //! refusals, so a listing covers that recent past only, and may miss an entry recorded
 //! while a reader held its ring (counted, `relay_verify_rejection_log_dropped_total`).
 //! `{"rejections": [{time (RFC 3339, µs), reason, host?, did?, seq?, frameType?, shard}]}`:
-//! `host` is absent for the relay's own `#account` events; `did`, `seq` and `frameType`
+//! `host` is absent for the relay's own `#account` events (and `unknown_host` frames);
+//! an unknown host or DID lists nothing; `did`, `seq` and `frameType`
 //! when the frame was decoded far enough to know them; `seq` is the host's. Consumers come
 //! from `fanout::ConsumerRegistry` (live counters, no staleness beyond the read):
 //! `{"consumers": [{shard, remote, connectedAt, cursor?, sentSeq?, lagFrames, state

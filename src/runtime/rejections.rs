@@ -225,21 +225,6 @@ impl ShardRejections {
         let ring = lock_yielding(&self.ring).await;
         ring.collect(self.shard, filter, limit, out);
     }
-
-    /// The same, for callers off any executor (tests, tools): may wait for the shard's
-    /// short critical section.
-    pub fn collect_now(
-        &self,
-        filter: RejectionFilter<'_>,
-        limit: usize,
-        out: &mut Vec<RejectionEntry>,
-    ) {
-        let ring = match self.ring.lock() {
-            Ok(ring) => ring,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        ring.collect(self.shard, filter, limit, out);
-    }
 }
 
 /// Every shard's ring; `Send + Sync`, shared by the ingest shards and the API cores.
@@ -276,15 +261,6 @@ impl RejectionLog {
         }
         newest_first(out, limit)
     }
-
-    /// The same without an executor (may wait for a shard's short critical section).
-    pub fn query_now(&self, filter: RejectionFilter<'_>, limit: usize) -> Vec<RejectionEntry> {
-        let mut out = Vec::new();
-        for shard in &self.shards {
-            shard.collect_now(filter, limit, &mut out);
-        }
-        newest_first(out, limit)
-    }
 }
 
 /// Merge the shards' newest-first lists: by time, then by each shard's own order.
@@ -297,6 +273,10 @@ fn newest_first(mut entries: Vec<RejectionEntry>, limit: usize) -> Vec<Rejection
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn query(log: &RejectionLog, filter: RejectionFilter<'_>, limit: usize) -> Vec<RejectionEntry> {
+        futures_lite::future::block_on(log.query(filter, limit))
+    }
 
     fn host(name: &str) -> Arc<str> {
         Arc::from(name)
@@ -323,14 +303,14 @@ mod tests {
         for time in 1..=10 {
             record(&ring, time, "bad_signature", &a, "did:plc:one");
         }
-        let got = log.query_now(RejectionFilter::Host("a.example"), 100);
+        let got = query(&log, RejectionFilter::Host("a.example"), 100);
         let times: Vec<u64> = got.iter().map(|e| e.time_micros).collect();
         assert_eq!(times, [10, 9, 8, 7], "newest first, the oldest overwritten");
         assert!(got.iter().all(|e| e.seq == Some(e.time_micros)
             && e.did.as_deref() == Some("did:plc:one")
             && e.frame_type == Some("commit")
             && e.shard == 0));
-        let limited = log.query_now(RejectionFilter::Host("a.example"), 2);
+        let limited = query(&log, RejectionFilter::Host("a.example"), 2);
         assert_eq!(limited.len(), 2);
         assert_eq!(limited[0].time_micros, 10);
     }
@@ -352,7 +332,7 @@ mod tests {
             },
         );
         let reasons = |filter| {
-            log.query_now(filter, 100)
+            query(&log, filter, 100)
                 .iter()
                 .map(|e| e.reason)
                 .collect::<Vec<_>>()
@@ -383,13 +363,9 @@ mod tests {
                 ..Rejected::default()
             },
         );
-        assert!(
-            small
-                .query_now(RejectionFilter::Did("did:plc:one"), 10)
-                .is_empty()
-        );
+        assert!(query(&small, RejectionFilter::Did("did:plc:one"), 10).is_empty());
         assert_eq!(
-            small.query_now(RejectionFilter::Host("a.example"), 10)[0].did,
+            query(&small, RejectionFilter::Host("a.example"), 10)[0].did,
             None
         );
     }
@@ -402,12 +378,12 @@ mod tests {
         record(&zero, 1, "r1", &a, "did:plc:x");
         record(&one, 2, "r2", &a, "did:plc:x");
         record(&zero, 3, "r3", &a, "did:plc:x");
-        let got = log.query_now(RejectionFilter::Did("did:plc:x"), 10);
+        let got = query(&log, RejectionFilter::Did("did:plc:x"), 10);
         let seen: Vec<(u64, u16)> = got.iter().map(|e| (e.time_micros, e.shard)).collect();
         assert_eq!(seen, [(3, 0), (2, 1), (1, 0)]);
         let long = format!("did:web:{}", "x".repeat(INGEST_REJECTION_LOG_DID_BYTES_MAX));
         record(&one, 4, "r4", &a, &long);
-        let newest = &log.query_now(RejectionFilter::Host("a.example"), 1)[0];
+        let newest = &query(&log, RejectionFilter::Host("a.example"), 1)[0];
         assert_eq!((newest.reason, newest.did.as_deref()), ("r4", None));
         assert!(log.shard(2).is_none());
     }
@@ -422,7 +398,7 @@ mod tests {
             record(&ring, 1, "bad_signature", &a, "did:plc:one");
         }
         record(&ring, 2, "bad_signature", &a, "did:plc:one");
-        let got = log.query_now(RejectionFilter::Host("a.example"), 10);
+        let got = query(&log, RejectionFilter::Host("a.example"), 10);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].time_micros, 2);
     }
