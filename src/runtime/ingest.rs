@@ -569,12 +569,13 @@ impl IngestShard {
             connection,
             frame,
         } = upstream;
-        let did = did_of(&frame, &peek.did).to_owned();
-        let at = At::frame(host, &did, peek.seq, peek.kind);
         if let Some(reason) = self.host_refusal(host, connection) {
-            self.reject(reason, at);
+            let did = did_of(&frame, &peek.did);
+            self.reject(reason, At::frame(host, did, peek.seq, peek.kind));
             return;
         }
+        let did = did_of(&frame, &peek.did).to_owned();
+        let at = At::frame(host, &did, peek.seq, peek.kind);
         // Host authority first: a frame from a host that is not the account's PDS is
         // refused for that reason (after one re-resolution, for migrations) without
         // spending a signature check on it.
