@@ -19,3 +19,31 @@ pub async fn lock_yielding<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn a_held_mutex_is_taken_once_its_holder_lets_go() {
+        let mutex = Arc::new(Mutex::new(0u32));
+        let held = mutex.lock().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let mutex = Arc::clone(&mutex);
+            std::thread::spawn(move || {
+                futures_lite::future::block_on(async {
+                    tx.send(()).unwrap();
+                    *lock_yielding(&mutex).await += 1;
+                })
+            })
+        };
+        rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        drop(held);
+        waiter.join().unwrap();
+        assert_eq!(*mutex.lock().unwrap(), 1);
+    }
+}
