@@ -4,7 +4,8 @@
 //! changes the data plane must apply after the store has recorded them.
 //! Must not: touch sessions, the event log or the sequencer itself (the serve wiring
 //! receives [`AdminEvent`]s and applies them), or block the executor (store calls go
-//! through `StateService` futures).
+//! through `StateService` futures; the two live views below are read without waiting on
+//! their mutexes).
 //!
 //! Auth: `Authorization: Bearer <token>`; a missing or wrong token is 401
 //! `AuthenticationRequired`; no token configured disables admin (403 `Forbidden`). The
@@ -25,20 +26,38 @@
 //! | `POST /admin/repo/takedown`, `/reverseTakedown` | `{did}` | local status `takendown` / `active`; [`AdminEvent::AccountStatusChanged`] |
 //! | `POST /admin/collections/backfill` | `{source, collections}` | queue collection backfill jobs (`collections.rs`) |
 //! | `GET /admin/collections/backfill` | `?cursor=&limit=` | the collection indexer's cursor and the jobs' progress |
+//! | `GET /admin/rejections` | `?host=` or `?did=` (exactly one), `&limit=` (1..=`ADMIN_REJECTIONS_LIST_ENTRIES_MAX`, default `ADMIN_REJECTIONS_LIST_ENTRIES_DEFAULT`) | the latest rejections of that host or account, newest first |
+//! | `GET /admin/consumers` | — | every connected `subscribeRepos` consumer of every fan-out core |
+//!
+//! The two live views. Rejections come from the ingest shards' rings
+//! (`runtime::rejections`): each keeps its last `INGEST_REJECTION_LOG_ENTRIES_PER_SHARD_MAX`
+//! refusals, so a listing covers that recent past only, and may miss an entry recorded
+//! while a reader held its ring (counted, `relay_verify_rejection_log_dropped_total`).
+//! `{"rejections": [{time (RFC 3339, µs), reason, host?, did?, seq?, frameType?, shard}]}`:
+//! `host` is absent for the relay's own `#account` events (and `unknown_host` frames);
+//! an unknown host or DID lists nothing; `did`, `seq` and `frameType`
+//! when the frame was decoded far enough to know them; `seq` is the host's. Consumers come
+//! from `fanout::ConsumerRegistry` (live counters, no staleness beyond the read):
+//! `{"consumers": [{shard, remote, connectedAt, cursor?, sentSeq?, lagFrames, state
+//! ("replaying" | "live"), framesSent, bytesSent}]}`, by core; `shard` is the fan-out
+//! core's executor index, as in the `fanout` metrics.
 //!
 //! Replies: `200 {}` (or the listing); unknown host or DID 400 `HostNotFound` /
 //! `RepoNotFound`; bad body 400 `InvalidRequest`. If the event queue is full the change
 //! is stored but the reply is 503: repeat the call (idempotent) so the data plane hears.
-//!
-//! Not done: listing recent rejections per host or account — no component records them
-//! yet (only bounded-label counters exist), so there is no route for it.
 
 mod collections;
 
 use crate::api::http::Request;
 use crate::api::server::{Method, Reply, Router};
 use crate::api::xrpc::{self, ApiContext, ApiError, ApiResult, Params, next_cursor};
-use crate::config::limits::API_ADMIN_EVENT_QUEUE_ENTRIES_MAX;
+use crate::config::limits::{
+    ADMIN_REJECTIONS_LIST_ENTRIES_DEFAULT, ADMIN_REJECTIONS_LIST_ENTRIES_MAX,
+    API_ADMIN_EVENT_QUEUE_ENTRIES_MAX,
+};
+use crate::fanout::ConsumerSnapshot;
+use crate::runtime::rejections::{RejectionEntry, RejectionFilter};
+use crate::sim::account::rfc3339_micros;
 use crate::state::{HostId, HostRecord, HostStatus, LocalStatus, RateLimits, Uid};
 use crate::syntax::{Did, Handle};
 use sha2::{Digest, Sha256};
@@ -168,6 +187,8 @@ pub fn register(router: &mut Router, ctx: &Rc<ApiContext>) {
         "/admin/collections/backfill",
         collections::progress
     );
+    route!(Method::Get, "/admin/rejections", list_rejections);
+    route!(Method::Get, "/admin/consumers", list_consumers);
 }
 
 fn ok() -> Reply {
@@ -420,9 +441,119 @@ async fn reverse_takedown(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
     set_account_status(ctx, request, LocalStatus::Active).await
 }
 
+/// What `?host=` / `?did=` asks for: exactly one, a valid hostname or DID.
+enum Wanted {
+    Host(String),
+    Did(Did),
+}
+
+fn rejections_filter(params: &Params) -> Result<Wanted, ApiError> {
+    match (params.get("host")?, params.get("did")?) {
+        (Some(host), None) => Ok(Wanted::Host(crate::api::xrpc::crawl_parse_any(host)?)),
+        (None, Some(did)) => Did::parse(did)
+            .map(Wanted::Did)
+            .map_err(|_| ApiError::InvalidRequest("did is not a valid DID")),
+        _ => Err(ApiError::InvalidRequest(
+            "exactly one of host and did is required",
+        )),
+    }
+}
+
+fn rejection_json(entry: &RejectionEntry) -> serde_json::Value {
+    let mut out = serde_json::json!({
+        "time": rfc3339_micros(entry.time_micros),
+        "reason": entry.reason,
+        "shard": entry.shard,
+    });
+    if let Some(host) = &entry.host {
+        out["host"] = host.as_ref().into();
+    }
+    if let Some(did) = &entry.did {
+        out["did"] = did.as_str().into();
+    }
+    if let Some(seq) = entry.seq {
+        out["seq"] = seq.into();
+    }
+    if let Some(frame_type) = entry.frame_type {
+        out["frameType"] = frame_type.into();
+    }
+    out
+}
+
+async fn list_rejections(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
+    let params = Params::parse(&request.query)?;
+    let wanted = rejections_filter(&params)?;
+    let limit = params.limit(
+        ADMIN_REJECTIONS_LIST_ENTRIES_DEFAULT as u64,
+        ADMIN_REJECTIONS_LIST_ENTRIES_MAX as u64,
+    )?;
+    let filter = match &wanted {
+        Wanted::Host(host) => RejectionFilter::Host(host),
+        Wanted::Did(did) => RejectionFilter::Did(did.as_str()),
+    };
+    let entries = ctx.shared().rejections.query(filter, limit).await;
+    let rejections: Vec<_> = entries.iter().map(rejection_json).collect();
+    Ok(Reply::json(
+        200,
+        &serde_json::json!({ "rejections": rejections }),
+    ))
+}
+
+fn consumer_json(consumer: &ConsumerSnapshot) -> serde_json::Value {
+    let mut out = serde_json::json!({
+        "shard": consumer.shard,
+        "remote": consumer.remote.to_string(),
+        "connectedAt": rfc3339_micros(consumer.connected_micros),
+        "lagFrames": consumer.lag_frames,
+        "state": if consumer.replaying { "replaying" } else { "live" },
+        "framesSent": consumer.frames_sent,
+        "bytesSent": consumer.bytes_sent,
+    });
+    if let Some(cursor) = consumer.cursor {
+        out["cursor"] = cursor.into();
+    }
+    if let Some(seq) = consumer.sent_seq {
+        out["sentSeq"] = seq.into();
+    }
+    out
+}
+
+async fn list_consumers(ctx: Rc<ApiContext>, _request: Request) -> ApiResult {
+    let consumers = ctx.shared().consumers.snapshot().await;
+    let consumers: Vec<_> = consumers.iter().map(consumer_json).collect();
+    Ok(Reply::json(
+        200,
+        &serde_json::json!({ "consumers": consumers }),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rejections_need_exactly_one_valid_filter() {
+        let wanted = |query: &str| rejections_filter(&Params::parse(query).unwrap());
+        assert!(
+            matches!(wanted("host=PDS.example.com"), Ok(Wanted::Host(h)) if h == "pds.example.com")
+        );
+        assert!(matches!(wanted("host=127.0.0.1:2583"), Ok(Wanted::Host(_))));
+        assert!(matches!(wanted("did=did:plc:abc"), Ok(Wanted::Did(_))));
+        for bad in [
+            "",
+            "limit=5",
+            "host=a.example&did=did:plc:abc",
+            "host=a.example&host=b.example",
+            "host=",
+            "host=not%20a%20host",
+            "did=notadid",
+        ] {
+            assert!(
+                matches!(wanted(bad), Err(ApiError::InvalidRequest(_))),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn tokens_compare_whole() {

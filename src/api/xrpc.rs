@@ -95,6 +95,12 @@ pub struct ApiShared {
     pub backfill: Option<crate::collections::backfill::BackfillWorker>,
     /// Allow `http://` backfill sources (loopback tests; `--allow-plaintext`).
     pub allow_plaintext: bool,
+    /// The ingest shards' recent rejections, read by `GET /admin/rejections` (an empty
+    /// log, `RejectionLog::default()`, lists nothing).
+    pub rejections: Arc<crate::runtime::rejections::RejectionLog>,
+    /// Every fan-out core's consumers, read by `GET /admin/consumers` (each core's hub
+    /// registers its view when it starts).
+    pub consumers: Arc<crate::fanout::ConsumerRegistry>,
 }
 
 /// One core's view of the API: the shared parts plus this core's counters.

@@ -259,6 +259,18 @@ pub const INGEST_IDENTITY_REFRESH_SECS_MIN: u64 = 60;
 /// Frames queued from the upstream sessions of one shard to its verifier (a glommio local
 /// channel). When full the sessions stop reading their sockets (block).
 pub const INGEST_UPSTREAM_QUEUE_FRAMES_MAX: usize = 1024;
+
+/// Rejections each ingest shard keeps for `GET /admin/rejections` (`runtime::rejections`):
+/// a ring, the oldest overwritten. 4,096 entries of about 100 bytes plus their DIDs is
+/// well under a megabyte per shard, and holds minutes of a hostile host's refusals at the
+/// rates the sim's hostile fleet produces (tens per second).
+pub const INGEST_REJECTION_LOG_ENTRIES_PER_SHARD_MAX: usize = 4_096;
+
+/// Longest DID a rejection-log entry keeps, in bytes; a longer one is recorded without
+/// its DID (counted, `did_too_long`). Real DIDs are far shorter (did:plc is 32 bytes, a
+/// did:web is a hostname), while the syntax allows `DID_LENGTH_BYTES_MAX`: this keeps a
+/// hostile host from pinning 2 KiB per entry.
+pub const INGEST_REJECTION_LOG_DID_BYTES_MAX: usize = 512;
 // ---- upstream::session ----
 
 /// How long resolving, connecting, the TLS handshake and the WebSocket upgrade of one
@@ -670,6 +682,19 @@ pub const ADMIN_STATUS_QUEUE_ENTRIES_MAX: usize = 1024;
 /// change are durable well within it (group commit is `EVENTLOG_FSYNC_INTERVAL_MICROS_MAX`),
 /// so the tombstone hides them too.
 pub const ADMIN_TAKEDOWN_SETTLE_MILLIS: u64 = 200;
+
+/// Entries `GET /admin/rejections` returns without a `limit`.
+pub const ADMIN_REJECTIONS_LIST_ENTRIES_DEFAULT: usize = 100;
+
+/// Most entries one `GET /admin/rejections` returns (`limit` above it is 400): one reply
+/// stays around 200 KB of JSON.
+pub const ADMIN_REJECTIONS_LIST_ENTRIES_MAX: usize = 1_000;
+
+// A reply can be filled from one shard's ring alone; an entry's DID fits the DID syntax.
+const _: () =
+    assert!(ADMIN_REJECTIONS_LIST_ENTRIES_MAX <= INGEST_REJECTION_LOG_ENTRIES_PER_SHARD_MAX);
+const _: () = assert!(ADMIN_REJECTIONS_LIST_ENTRIES_DEFAULT <= ADMIN_REJECTIONS_LIST_ENTRIES_MAX);
+const _: () = assert!(INGEST_REJECTION_LOG_DID_BYTES_MAX <= DID_LENGTH_BYTES_MAX);
 
 /// How often `relay serve` runs event-log retention, in seconds. Segments are deleted
 /// whole, so a minute of lateness costs at most a minute of extra disk.

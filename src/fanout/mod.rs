@@ -4,7 +4,9 @@
 //! Owns, per fan-out core, a [`Hub`]: the live ring of the frames published on the core
 //! (`ring`), its consumers and their sessions (`session`), the cursor rules (`cursor`), and
 //! the shared replay threads (`replay`). The sequencer's publishing task calls
-//! [`Hub::publish`] with each durable frame, in seq order.
+//! [`Hub::publish`] with each durable frame, in seq order. Each hub's consumers are also
+//! visible from every other core through [`ConsumerRegistry`] (`registry`: atomics the
+//! sessions write, read by `GET /admin/consumers` wherever it lands).
 //! Must not: assign seqs, verify, or write the event log (takedowns are applied by the log
 //! at replay; live delivery of an account stops with [`Hub::hide_account`]).
 //!
@@ -30,11 +32,14 @@
 
 mod cursor;
 mod gather;
+mod registry;
 mod replay;
 mod ring;
 mod session;
 
 pub use cursor::{Start, start_for};
+pub(crate) use registry::ConsumerCell;
+pub use registry::{ConsumerRegistry, ConsumerSnapshot, CoreConsumers};
 pub use replay::ReplayPool;
 
 use crate::api::http::{Request, query_pairs};
@@ -44,15 +49,17 @@ use crate::config::limits::{
     FANOUT_RING_FRAMES_MAX, FANOUT_WRITE_TIMEOUT_SECS_MAX,
 };
 use crate::eventlog::{AccountKey, EventLog};
+use crate::identity::service::now_micros;
 use crate::sequencer::Sequenced;
 use glommio::net::TcpStream;
 use ring::LiveRing;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -168,30 +175,6 @@ pub struct FanoutStats {
     pub disconnects: u64,
 }
 
-/// What the admin API shows of one consumer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConsumerSnapshot {
-    /// The peer's address.
-    pub remote: SocketAddr,
-    /// The cursor it connected with.
-    pub cursor: Option<u64>,
-    /// The last seq written to it.
-    pub sent_seq: Option<u64>,
-    /// Seqs published on this core after `sent_seq` (0 when caught up).
-    pub lag_frames: u64,
-    /// Whether it is replaying from the log right now.
-    pub replaying: bool,
-}
-
-/// One consumer's shared state (the session writes, snapshots read).
-#[derive(Debug)]
-pub(crate) struct ConsumerCell {
-    remote: SocketAddr,
-    cursor: Option<u64>,
-    sent_seq: Cell<Option<u64>>,
-    replaying: Cell<bool>,
-}
-
 #[derive(Debug)]
 struct HubMetrics {
     consumers: metrics::Gauge,
@@ -218,8 +201,11 @@ pub struct Hub {
     /// Sessions waiting for the next publish: at most one entry per waiting consumer
     /// (bounded by `consumers_max`); every publish wakes and empties it.
     waiters: RefCell<Vec<Waker>>,
-    /// The connected consumers (at most `consumers_max`: the upgrade is refused beyond).
-    consumers: RefCell<BTreeMap<u64, Rc<ConsumerCell>>>,
+    /// The connected consumers, shared with the admin view of every core
+    /// (`registry`; at most `consumers_max`: the upgrade is refused beyond).
+    view: Arc<CoreConsumers>,
+    /// How many are connected (kept here too: the upgrade check reads it synchronously).
+    consumer_count: Cell<usize>,
     next_consumer: Cell<u64>,
     stats: Cell<FanoutStats>,
     metrics: HubMetrics,
@@ -252,7 +238,8 @@ impl Hub {
             hidden: RefCell::new(HashSet::new()),
             version: Cell::new(0),
             waiters: RefCell::new(Vec::new()),
-            consumers: RefCell::new(BTreeMap::new()),
+            view: Arc::new(CoreConsumers::new(shard)),
+            consumer_count: Cell::new(0),
             next_consumer: Cell::new(0),
             stats: Cell::new(FanoutStats::default()),
             metrics,
@@ -262,6 +249,7 @@ impl Hub {
     /// Hand a durable frame to this core's consumers. Frames arrive in seq order.
     pub fn publish(&self, frame: Sequenced) {
         let hidden = self.is_hidden(frame.account_key());
+        self.view.set_head(frame.seq().get());
         self.ring.borrow_mut().push(frame, hidden);
         self.version.set(self.version.get().wrapping_add(1));
         for waker in self.waiters.borrow_mut().drain(..) {
@@ -280,25 +268,22 @@ impl Hub {
         self.hidden.borrow_mut().remove(&account);
     }
 
-    /// The consumers of this core right now.
+    /// The consumers of this core right now. Takes the list's mutex directly (it may wait
+    /// for an admin reader's short copy): for tests and tools; the admin route reads the
+    /// [`ConsumerRegistry`] without waiting.
     pub fn consumers(&self) -> Vec<ConsumerSnapshot> {
-        let head = self.ring.borrow().head_seq().unwrap_or(0);
-        self.consumers
-            .borrow()
-            .values()
-            .map(|c| ConsumerSnapshot {
-                remote: c.remote,
-                cursor: c.cursor,
-                sent_seq: c.sent_seq.get(),
-                lag_frames: head.saturating_sub(c.sent_seq.get().unwrap_or(head)),
-                replaying: c.replaying.get(),
-            })
-            .collect()
+        self.view.snapshot_now()
+    }
+
+    /// This core's consumers as the admin view of every core reads them: register it in
+    /// the process's [`ConsumerRegistry`].
+    pub fn consumer_view(&self) -> Arc<CoreConsumers> {
+        Arc::clone(&self.view)
     }
 
     /// Consumers connected to this core.
     pub fn consumer_count(&self) -> usize {
-        self.consumers.borrow().len()
+        self.consumer_count.get()
     }
 
     /// Totals since the hub started.
@@ -333,16 +318,14 @@ impl Hub {
     ) {
         let id = self.next_consumer.get();
         self.next_consumer.set(id + 1);
-        let cell = Rc::new(ConsumerCell {
-            remote: peer,
-            cursor,
-            sent_seq: Cell::new(None),
-            replaying: Cell::new(false),
-        });
-        self.consumers.borrow_mut().insert(id, Rc::clone(&cell));
+        let cell = Arc::new(ConsumerCell::new(peer, cursor, now_micros()));
+        self.consumer_count.set(self.consumer_count.get() + 1);
+        self.view.insert(id, Arc::clone(&cell)).await;
         self.metrics.consumers.increment(1.0);
         let reason = session::run(&self, stream, cursor, &cell).await;
-        self.consumers.borrow_mut().remove(&id);
+        self.view.remove(id).await;
+        self.consumer_count
+            .set(self.consumer_count.get().saturating_sub(1));
         self.metrics.consumers.decrement(1.0);
         self.update_stats(|s| s.disconnects += 1);
         metrics::counter!("relay_fanout_disconnects_total", "shard" => self.shard.clone(), "reason" => reason)

@@ -207,7 +207,7 @@ impl Session<'_> {
             Lookup::Behind => self.replay_batch().await,
             Lookup::Ahead if ring_empty && log_has_next => self.replay_batch().await,
             Lookup::Ahead => {
-                self.cell.replaying.set(false);
+                self.cell.set_replaying(false);
                 let pinged = PongPending(self.pong);
                 futures_lite::future::or(self.hub.changed(), pinged).await;
                 Ok(())
@@ -262,12 +262,12 @@ impl Session<'_> {
             let seq = entry.frame.seq().get();
             if header.is_some() {
                 self.hub.record_sent(entry.len as usize, false);
-                self.cell.sent_seq.set(Some(seq));
+                self.cell.record_sent(seq, entry.len);
             }
             self.next = seq + 1;
             self.offset = Some(entry.start_offset + entry.len);
         }
-        self.cell.replaying.set(false);
+        self.cell.set_replaying(false);
         Ok(())
     }
 
@@ -296,7 +296,7 @@ impl Session<'_> {
     }
 
     async fn replay_batch(&mut self) -> Result<(), Reason> {
-        self.cell.replaying.set(true);
+        self.cell.set_replaying(true);
         let records = match self.hub.pool.request(self.next).await {
             ReplayReply::Batch { records, next } => {
                 if records.is_empty() {
@@ -350,7 +350,8 @@ impl Session<'_> {
         self.write_parts(parts).await?;
         for (record, _) in run.iter().zip(headers.iter()) {
             self.hub.record_sent(record.payload.len(), true);
-            self.cell.sent_seq.set(Some(record.seq.get()));
+            self.cell
+                .record_sent(record.seq.get(), record.payload.len() as u64);
             self.next = record.seq.get() + 1;
             if let Some(offset) = self.offset.as_mut() {
                 *offset += record.payload.len() as u64;

@@ -5,9 +5,12 @@
 //! Owns: per-host sequence checks and cursors (through each session's `SessionControl`),
 //! the shard's account table (parsed key, PDS authority, last accepted rev and data;
 //! an `#identity` drops the key and PDS but keeps the uid, state and statuses, see
-//! `Known`), parking, forced re-resolution after a bad signature or host mismatch, and the
-//! rejection counters. Must not: read sockets (the sessions do), block (identity lookups
-//! are futures completed by the resolver threads), or assign seqs.
+//! `Known`), parking, forced re-resolution after a bad signature or host mismatch, the
+//! rejection counters, and what each rejection knows (host, DID, upstream seq, frame
+//! type), recorded in the shard's ring of `runtime::rejections` without waiting
+//! (`try_lock`; a contended entry is dropped and counted). Must not: read sockets (the
+//! sessions do), block (identity lookups are futures completed by the resolver threads),
+//! or assign seqs.
 //!
 //! Everything runs in **one task** per shard, so an account's frames are judged and sent
 //! in the order they arrived whatever waits in between: a frame of an account that has
@@ -23,6 +26,9 @@
 //!   because the resolver's queue is full is asked again (`INGEST_IDENTITY_RETRY_MILLIS`);
 //!   a failed lookup drops the account's parked frames with `identity_unresolved`.
 //! * verifier → sequencer ring: **block** (the verifier awaits; sessions then block).
+//! * rejections → the shard's rejection ring: the oldest entry is overwritten; the ring
+//!   held by an admin reader → the entry is **dropped**, counted
+//!   (`relay_verify_rejection_log_dropped_total{reason="contended"}`).
 //!
 //! Checks: per-connection upstream seq strictly increasing, host authority (the account's
 //! DID document names this host as its PDS), and everything `verify::rules` checks.
@@ -37,6 +43,7 @@ use crate::frame::event::{AccountEventOwned, Event, Frame};
 use crate::identity::service::{IdentityService, Resolved, now_micros};
 use crate::runtime::frames::FrameBufferError;
 use crate::runtime::frames::FrameHandle;
+use crate::runtime::rejections::{Rejected, ShardRejections};
 use crate::runtime::resume::TailStates;
 use crate::sequencer::stage::{Admitted, Origin};
 use crate::sim::account::rfc3339_micros;
@@ -60,6 +67,9 @@ use std::time::{Duration, Instant};
 pub struct HostEntry {
     /// `host[:port]` as the host's URL names it (compared with DID documents' PDS).
     pub authority: String,
+    /// The same name, shared with the rejection log's entries (a reference-count bump per
+    /// rejection, no copy).
+    hostname: Arc<str>,
     /// The session's control block (cursor, disconnect).
     pub control: Rc<SessionControl>,
     last_seq: Option<(u64, u64)>,
@@ -78,6 +88,7 @@ impl HostEntry {
     /// A host whose session is controlled by `control`.
     pub fn new(authority: String, control: Rc<SessionControl>) -> HostEntry {
         HostEntry {
+            hostname: Arc::from(authority.as_str()),
             authority,
             control,
             last_seq: None,
@@ -183,8 +194,62 @@ struct Peek {
 
 enum Routed {
     Peeked(Peek),
-    /// Handled already (info, error frames) or refused with this reason.
-    Done(Option<&'static str>),
+    /// Handled already (info, error frames) or refused.
+    Done(Option<Refusal>),
+}
+
+/// A frame refused while routing: the reason and what was decoded of the frame.
+struct Refusal {
+    reason: &'static str,
+    seq: Option<u64>,
+    did: Option<Range<usize>>,
+    kind: Option<Kind>,
+}
+
+impl Refusal {
+    /// Refused before anything of the frame was decoded but perhaps its seq.
+    fn bare(reason: &'static str, seq: Option<u64>) -> Refusal {
+        Refusal {
+            reason,
+            seq,
+            did: None,
+            kind: None,
+        }
+    }
+}
+
+impl Kind {
+    /// The `frame_type` spelling of the rejection log (as the sequencer's metrics).
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Commit => "commit",
+            Kind::Sync => "sync",
+            Kind::Identity => "identity",
+            Kind::Account => "account",
+        }
+    }
+}
+
+/// What a refusal knows of its frame besides the reason (the host as its id: `reject`
+/// names it through the shard's `HostEntry`).
+#[derive(Clone, Copy, Default)]
+struct At<'a> {
+    host: Option<HostId>,
+    did: Option<&'a str>,
+    seq: Option<u64>,
+    kind: Option<Kind>,
+}
+
+impl<'a> At<'a> {
+    /// A frame of `host` about `did`, routed with `seq` as a `kind`.
+    fn frame(host: HostId, did: &'a str, seq: u64, kind: Kind) -> At<'a> {
+        At {
+            host: Some(host),
+            did: Some(did),
+            seq: Some(seq),
+            kind: Some(kind),
+        }
+    }
 }
 
 /// One ingest shard's verifier state. Lives on its executor (`!Send`).
@@ -204,6 +269,7 @@ pub struct IngestShard {
     lookups_in_flight: usize,
     shard_label: String,
     parked_gauge: metrics::Gauge,
+    rejections: Arc<ShardRejections>,
     writer: Option<Rc<std::cell::RefCell<crate::runtime::frames::FrameWriter>>>,
 }
 
@@ -219,6 +285,8 @@ pub struct ShardParts {
     pub state: Arc<StateService>,
     /// Account states recovered from the log's tail.
     pub tail: Arc<TailStates>,
+    /// This shard's ring of the rejection log (`GET /admin/rejections`).
+    pub rejections: Arc<ShardRejections>,
 }
 
 impl IngestShard {
@@ -235,6 +303,7 @@ impl IngestShard {
             identity,
             state,
             tail,
+            rejections,
         } = parts;
         IngestShard {
             shard,
@@ -252,6 +321,7 @@ impl IngestShard {
             lookups_in_flight: 0,
             shard_label: shard.to_string(),
             parked_gauge: metrics::gauge!("relay_ingest_parked_bytes", "shard" => shard.to_string()),
+            rejections,
             writer: None,
         }
     }
@@ -360,9 +430,18 @@ impl IngestShard {
     async fn on_frame(&mut self, upstream: UpstreamFrame) -> Option<Held> {
         let peek = match self.route(&upstream) {
             Routed::Peeked(peek) => peek,
-            Routed::Done(reason) => {
-                if let Some(reason) = reason {
-                    self.reject(reason);
+            Routed::Done(refusal) => {
+                if let Some(refusal) = refusal {
+                    let at = At {
+                        host: Some(upstream.host),
+                        did: refusal
+                            .did
+                            .as_ref()
+                            .map(|span| did_of(&upstream.frame, span)),
+                        seq: refusal.seq,
+                        kind: refusal.kind,
+                    };
+                    self.reject(refusal.reason, at);
                 }
                 return None;
             }
@@ -388,7 +467,7 @@ impl IngestShard {
                 return Some((upstream, peek));
             }
             let did = did.to_owned();
-            self.park(&did, upstream, peek.seq, resolve, false);
+            self.park(&did, upstream, &peek, resolve, false);
         } else {
             self.judge(upstream, peek).await;
         }
@@ -432,7 +511,7 @@ impl IngestShard {
             Ok(frame) => frame,
             Err(e) => {
                 self.step_cursor(upstream.host, None);
-                return Routed::Done(Some(e.reason()));
+                return Routed::Done(Some(Refusal::bare(e.reason(), None)));
             }
         };
         let (kind, seq, did) = match frame.event() {
@@ -456,20 +535,28 @@ impl IngestShard {
             }
             Event::Unknown { .. } => {
                 self.step_cursor(upstream.host, frame.seq());
-                return Routed::Done(Some("unknown_type"));
+                return Routed::Done(Some(Refusal::bare("unknown_type", frame.seq())));
             }
         };
+        let refused = |reason| {
+            Routed::Done(Some(Refusal {
+                reason,
+                seq: Some(seq),
+                did: Some(span_of(bytes, did)),
+                kind: Some(kind),
+            }))
+        };
         if let Some(reason) = self.host_refusal(upstream.host, upstream.connection) {
-            return Routed::Done(Some(reason));
+            return refused(reason);
         }
         let Some(host) = self.hosts.get_mut(&upstream.host) else {
-            return Routed::Done(Some("unknown_host"));
+            return refused("unknown_host");
         };
         if let Some((connection, last)) = host.last_seq
             && connection == upstream.connection
             && seq <= last
         {
-            return Routed::Done(Some("upstream_seq_not_increasing"));
+            return refused("upstream_seq_not_increasing");
         }
         host.last_seq = Some((upstream.connection, seq));
         host.control.cursor.set(Some(seq));
@@ -520,10 +607,12 @@ impl IngestShard {
             frame,
         } = upstream;
         if let Some(reason) = self.host_refusal(host, connection) {
-            self.reject(reason);
+            let did = did_of(&frame, &peek.did);
+            self.reject(reason, At::frame(host, did, peek.seq, peek.kind));
             return;
         }
         let did = did_of(&frame, &peek.did).to_owned();
+        let at = At::frame(host, &did, peek.seq, peek.kind);
         // Host authority first: a frame from a host that is not the account's PDS is
         // refused for that reason (after one re-resolution, for migrations) without
         // spending a signature check on it.
@@ -537,13 +626,13 @@ impl IngestShard {
                 connection,
                 frame,
             };
-            self.refresh_or_reject(&did, upstream, peek.seq, "host_not_authority");
+            self.refresh_or_reject(&did, upstream, &peek, "host_not_authority");
             return;
         }
         if matches!(peek.kind, Kind::Commit | Kind::Sync)
             && let Some(reason) = self.status_refusal(&did)
         {
-            self.reject(reason);
+            self.reject(reason, at);
             return;
         }
         let policy = Policy {
@@ -575,9 +664,9 @@ impl IngestShard {
                     connection,
                     frame,
                 };
-                self.refresh_or_reject(&did, upstream, peek.seq, rejection.reason());
+                self.refresh_or_reject(&did, upstream, &peek, rejection.reason());
             }
-            Err((_, rejection)) => self.reject(rejection.reason()),
+            Err((_, rejection)) => self.reject(rejection.reason(), at),
         }
     }
 
@@ -646,7 +735,10 @@ impl IngestShard {
             },
         };
         if self.ring.send(admitted).await.is_err() {
-            self.reject("sequencer_stopped");
+            self.reject(
+                "sequencer_stopped",
+                At::frame(host, did, peek.seq, peek.kind),
+            );
         }
     }
 
@@ -743,7 +835,7 @@ impl IngestShard {
                     glommio::timer::sleep(Duration::from_millis(1)).await;
                 }
                 Err(e) => {
-                    self.reject(e.reason());
+                    self.reject(e.reason(), own_event(did));
                     return;
                 }
             }
@@ -751,7 +843,7 @@ impl IngestShard {
         let verified = match verify_status_frame(handle) {
             Ok(verified) => verified,
             Err((_, rejection)) => {
-                self.reject(rejection.reason());
+                self.reject(rejection.reason(), own_event(did));
                 return;
             }
         };
@@ -771,7 +863,7 @@ impl IngestShard {
             },
         };
         if self.ring.send(admitted).await.is_err() {
-            self.reject("sequencer_stopped");
+            self.reject("sequencer_stopped", own_event(did));
         }
     }
 
@@ -802,13 +894,14 @@ impl IngestShard {
         &mut self,
         did: &str,
         upstream: UpstreamFrame,
-        seq: u64,
+        peek: &Peek,
         reason: &'static str,
     ) {
         if self.may_refresh(did) {
-            self.park(did, upstream, seq, true, true);
+            self.park(did, upstream, peek, true, true);
         } else {
-            self.reject(reason);
+            let at = At::frame(upstream.host, did, peek.seq, peek.kind);
+            self.reject(reason, at);
         }
     }
 
@@ -824,10 +917,19 @@ impl IngestShard {
 
     /// Queue `upstream` behind the account's other parked frames; start a lookup if asked
     /// and none is running (`refresh` bypasses the identity cache).
-    fn park(&mut self, did: &str, upstream: UpstreamFrame, seq: u64, resolve: bool, refresh: bool) {
+    fn park(
+        &mut self,
+        did: &str,
+        upstream: UpstreamFrame,
+        peek: &Peek,
+        resolve: bool,
+        refresh: bool,
+    ) {
         let len = upstream.frame.len();
+        let seq = peek.seq;
+        let at = At::frame(upstream.host, did, seq, peek.kind);
         if self.parked_bytes + len > INGEST_PARKED_BYTES_MAX {
-            self.reject("parked_bytes_full");
+            self.reject("parked_bytes_full", at);
             return;
         }
         if !self.accounts.contains_key(did) {
@@ -837,7 +939,7 @@ impl IngestShard {
             return;
         };
         if slot.parked.len() >= INGEST_PARKED_FRAMES_PER_ACCOUNT_MAX {
-            self.reject("parked_account_full");
+            self.reject("parked_account_full", at);
             return;
         }
         let host = upstream.host;
@@ -949,10 +1051,17 @@ impl IngestShard {
                 .unwrap_or_default();
             for frame in parked {
                 self.parked_bytes -= frame.frame.len();
-                if let Some(peek) = repeek(&frame.frame) {
+                let peek = repeek(&frame.frame);
+                if let Some(peek) = &peek {
                     self.unpark_seq(frame.host, peek.seq);
                 }
-                self.reject("identity_unresolved");
+                let at = At {
+                    host: Some(frame.host),
+                    did: Some(&did),
+                    seq: peek.as_ref().map(|p| p.seq),
+                    kind: peek.as_ref().map(|p| p.kind),
+                };
+                self.reject("identity_unresolved", at);
             }
             return;
         }
@@ -965,7 +1074,12 @@ impl IngestShard {
             self.parked_bytes -= upstream.frame.len();
             // Re-peek: the frame was routed (seq checked) before it parked.
             let Some(peek) = repeek(&upstream.frame) else {
-                self.reject("frame_internal");
+                let at = At {
+                    host: Some(upstream.host),
+                    did: Some(&did),
+                    ..At::default()
+                };
+                self.reject("frame_internal", at);
                 continue;
             };
             self.unpark_seq(upstream.host, peek.seq);
@@ -1031,9 +1145,22 @@ impl IngestShard {
         Ok(())
     }
 
-    fn reject(&self, reason: &'static str) {
+    /// Count a dropped frame under `reason` and record it in the shard's rejection ring
+    /// with what is known of it (the host named through its `HostEntry`). Never waits.
+    fn reject(&self, reason: &'static str, at: At<'_>) {
         metrics::counter!("relay_verify_rejections_total", "reason" => reason, "shard" => self.shard_label.clone())
             .increment(1);
+        let host = at
+            .host
+            .and_then(|id| self.hosts.get(&id))
+            .map(|h| &h.hostname);
+        let rejected = Rejected {
+            host,
+            did: at.did,
+            seq: at.seq,
+            frame_type: at.kind.map(Kind::label),
+        };
+        self.rejections.record(now_micros(), reason, &rejected);
         log::debug!("shard {} dropped a frame: {reason}", self.shard);
     }
 }
@@ -1070,6 +1197,15 @@ async fn resolve_retrying(
             }
             other => return other.map_err(|e| e.reason()),
         }
+    }
+}
+
+/// What a refusal of the relay's own `#account` event about `did` knows (no host).
+fn own_event(did: &str) -> At<'_> {
+    At {
+        did: Some(did),
+        kind: Some(Kind::Account),
+        ..At::default()
     }
 }
 

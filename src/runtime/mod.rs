@@ -34,8 +34,12 @@ pub mod metrics_http;
 pub mod notify;
 pub mod placement;
 #[cfg(feature = "server")]
+pub mod rejections;
+#[cfg(feature = "server")]
 pub mod resume;
 #[cfg(feature = "server")]
 pub mod serve;
+#[cfg(feature = "server")]
+pub mod shared_lock;
 #[cfg(feature = "server")]
 pub mod signals;

@@ -13,7 +13,8 @@ use crate::api::server::{self as http_server, Router};
 use crate::api::xrpc::{ApiContext, ApiShared, CrawlRequest};
 use crate::config::limits::{
     ADMIN_STATUS_QUEUE_ENTRIES_MAX, ADMIN_TAKEDOWN_SETTLE_MILLIS, EVENTLOG_RETENTION_INTERVAL_SECS,
-    FANOUT_RING_SLOTS_MAX, INGEST_UPSTREAM_QUEUE_FRAMES_MAX, SEQUENCER_RING_SLOTS_MAX,
+    FANOUT_RING_SLOTS_MAX, INGEST_REJECTION_LOG_ENTRIES_PER_SHARD_MAX,
+    INGEST_UPSTREAM_QUEUE_FRAMES_MAX, SEQUENCER_RING_SLOTS_MAX,
 };
 use crate::config::{ServeArgs, Validation};
 use crate::eventlog::{AccountKey, EventLog, EventLogConfig, OnDurable};
@@ -23,6 +24,7 @@ use crate::runtime::frames::{FrameRegion, FrameRegionConfig, FrameWriter, Region
 use crate::runtime::ingest::{HostEntry, IngestShard, ShardCommand, ShardParts, authority_of};
 use crate::runtime::notify::Notify;
 use crate::runtime::placement::{self, CoreRoles};
+use crate::runtime::rejections::{RejectionLog, ShardRejections};
 use crate::runtime::resume::{TailStates, account_states_from_tail};
 use crate::sequencer::Sequencer;
 use crate::sequencer::stage::{Admitted, Published, SequencerStage};
@@ -180,6 +182,8 @@ struct SharedParts {
     regions: RegionRegistry,
     state: Arc<StateService>,
     tail: Arc<TailStates>,
+    /// Every ingest shard's rejection ring (each shard records into its own).
+    rejections: Arc<RejectionLog>,
 }
 
 /// An upstream host as its shard starts it.
@@ -252,6 +256,7 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
             .map_err(|e| ServeError::Spawn(format!("collection backfill: {e}")))?;
     let (crawl_tx, crawl_rx) = crate::api::xrpc::crawl_channel();
     let (admin_tx, admin_rx) = crate::admin::admin_channel();
+    let rejections = Arc::new(RejectionLog::new(shards));
     let api = ApiShared {
         state: Arc::clone(&state),
         admin_token: args.admin_token.clone(),
@@ -262,6 +267,8 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         new_hosts: Arc::default(),
         backfill: Some(backfill.clone()),
         allow_plaintext: args.allow_plaintext,
+        rejections: Arc::clone(&rejections),
+        consumers: Arc::default(),
     };
     let mut shard_crawls = Vec::new();
     let mut shard_crawl_senders = Vec::new();
@@ -296,6 +303,7 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         regions: Arc::default(),
         state: Arc::clone(&state),
         tail: Arc::new(tail),
+        rejections,
     };
 
     // One std listener, cloned per fan-out core: the kernel spreads connections over
@@ -569,6 +577,8 @@ async fn run_fanout(
         })
         .detach();
     }
+    // Admin requests land on any core: this core's consumers join the view of all cores.
+    api.consumers.register(hub.consumer_view()).await;
     let mut router = Router::new(env!("CARGO_PKG_VERSION"));
     router.websocket(
         "/xrpc/com.atproto.sync.subscribeRepos",
@@ -626,6 +636,14 @@ async fn run_ingest(
     .detach();
     let (frames_tx, frames_rx) = local_channel::new_bounded(INGEST_UPSTREAM_QUEUE_FRAMES_MAX);
     let (resolved_tx, resolved_rx) = local_channel::new_bounded(INGEST_UPSTREAM_QUEUE_FRAMES_MAX);
+    // The log has one ring per shard of the plan; a shard outside it (never, by
+    // construction) records into a ring no reader sees rather than not at all.
+    let rejections = parts.rejections.shard(shard).unwrap_or_else(|| {
+        Arc::new(ShardRejections::new(
+            shard as u16,
+            INGEST_REJECTION_LOG_ENTRIES_PER_SHARD_MAX,
+        ))
+    });
     let mut verifier = IngestShard::new(
         ShardParts {
             shard: shard as u16,
@@ -633,6 +651,7 @@ async fn run_ingest(
             identity,
             state: Arc::clone(&parts.state),
             tail: Arc::clone(&parts.tail),
+            rejections,
         },
         resolved_tx,
         ring,

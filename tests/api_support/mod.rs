@@ -85,6 +85,8 @@ impl Server {
                 .unwrap(),
             ),
             allow_plaintext: true,
+            rejections: Arc::default(),
+            consumers: Arc::default(),
         };
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = flume::bounded::<()>(1);

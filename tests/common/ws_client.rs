@@ -63,6 +63,11 @@ impl WsClient {
         }
     }
 
+    /// The client's own address (the relay sees it as the consumer's remote address).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.stream.local_addr()
+    }
+
     /// The next message.
     pub fn next(&mut self) -> std::io::Result<Message> {
         loop {
