@@ -84,6 +84,8 @@ pub struct ApiShared {
     pub tls: Arc<rustls::ClientConfig>,
     /// The per-day new-host budget, shared by every core.
     pub new_hosts: Arc<NewHostBudget>,
+    /// The limits in force of the hosts the ingest shards run (`GET /admin/hosts`).
+    pub host_limits: Arc<crate::verify::limits::HostLimitsBoard>,
 }
 
 /// One core's view of the API: the shared parts plus this core's counters.

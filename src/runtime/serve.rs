@@ -165,6 +165,7 @@ struct SharedParts {
     regions: RegionRegistry,
     state: Arc<StateService>,
     tail: Arc<TailStates>,
+    limits_board: Arc<crate::verify::limits::HostLimitsBoard>,
 }
 
 /// An upstream host as its shard starts it.
@@ -173,6 +174,8 @@ struct UpstreamHost {
     id: HostId,
     url: String,
     cursor: Option<u64>,
+    /// The stored record (its limits and account count), when the store answered.
+    record: Option<crate::state::HostRecord>,
 }
 
 struct SequencerSetup {
@@ -230,6 +233,7 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
             .map_err(|e| ServeError::Spawn(format!("identity persister: {e}")))?;
     let (crawl_tx, crawl_rx) = crate::api::xrpc::crawl_channel();
     let (admin_tx, admin_rx) = crate::admin::admin_channel();
+    let limits_board = Arc::new(crate::verify::limits::HostLimitsBoard::default());
     let api = ApiShared {
         state: Arc::clone(&state),
         admin_token: args.admin_token.clone(),
@@ -238,6 +242,7 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         admin_events: admin_tx,
         tls: client_tls_config().map_err(|e| ServeError::Config(format!("TLS roots: {e}")))?,
         new_hosts: Arc::default(),
+        host_limits: Arc::clone(&limits_board),
     };
     let mut shard_crawls = Vec::new();
     let mut shard_crawl_senders = Vec::new();
@@ -272,6 +277,7 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         regions: Arc::default(),
         state: Arc::clone(&state),
         tail: Arc::new(tail),
+        limits_board,
     };
 
     // One std listener, cloned per fan-out core: the kernel spreads connections over
@@ -602,6 +608,7 @@ async fn run_ingest(
             identity,
             state: Arc::clone(&parts.state),
             tail: Arc::clone(&parts.tail),
+            limits_board: Arc::clone(&parts.limits_board),
         },
         resolved_tx,
         ring,
@@ -618,7 +625,11 @@ async fn run_ingest(
     for host in hosts {
         let control = SessionControl::new(host.cursor);
         let authority = authority_of(&host.url).unwrap_or_default();
-        verifier.add_host(host.id, HostEntry::new(authority, Rc::clone(&control)));
+        let mut entry = HostEntry::new(authority, Rc::clone(&control));
+        if let Some(record) = &host.record {
+            entry = entry.with_stored_limits(record);
+        }
+        verifier.add_host(host.id, entry);
         sessions.start(host, control);
     }
     let (hosts_tx, hosts_rx) = local_channel::new_bounded(INGEST_UPSTREAM_QUEUE_FRAMES_MAX);
@@ -694,18 +705,27 @@ async fn admit_crawled_hosts(
             continue;
         }
         let stored = state.load_host(&request.hostname).await.ok().flatten();
-        let cursor = match stored.map(|h| h.last_seq) {
+        let cursor = match stored.as_ref().map(|h| h.last_seq) {
             Some(seq) if seq > 0 => Some(seq),
             _ => args.new_host_cursor,
         };
         let url = crawl_url(&request.hostname, args.allow_private_hosts);
         let control = SessionControl::new(cursor);
-        let entry = HostEntry::new(request.hostname.clone(), Rc::clone(&control));
+        let mut entry = HostEntry::new(request.hostname.clone(), Rc::clone(&control));
+        if let Some(record) = &stored {
+            entry = entry.with_stored_limits(record);
+        }
         if verifier.send((id, entry)).await.is_err() {
             return;
         }
         log::info!("crawling {url} (host {})", id.0);
-        sessions.start(UpstreamHost { id, url, cursor }, control);
+        let host = UpstreamHost {
+            id,
+            url,
+            cursor,
+            record: stored,
+        };
+        sessions.start(host, control);
     }
 }
 
@@ -754,6 +774,7 @@ fn admit_upstream(
         id: HostId(record.id),
         url: url.to_owned(),
         cursor,
+        record: Some(record),
     })
 }
 
@@ -817,8 +838,7 @@ fn spawn_crawl_dispatch(
 /// Apply admin changes on the data plane: a takedown is sent to every ingest shard and
 /// hides the account's events from replay from now on (a tombstone, no rewrite), a
 /// reversal lifts it; host bans, domain bans, unbans and cursor resets go to the shards
-/// (`apply_host_event`). Limit changes are stored and read at the next start (the
-/// per-host limiters are not built).
+/// (`apply_host_event`), and so do limit changes.
 fn spawn_admin_applier(
     events: flume::Receiver<crate::admin::AdminEvent>,
     log: EventLog,
@@ -883,7 +903,8 @@ fn spawn_admin_applier(
 /// A host change from the admin API, live: a ban (or a domain ban, for every stored host
 /// under the domain) stops the host's session on its shard; an unban subscribes it again
 /// through the crawl path (from its stored cursor); a cursor reset makes its shard
-/// resubscribe from 0. Queues full: logged; the store holds the change and the next
+/// resubscribe from 0; a limit change is applied by the host's shard at once (no
+/// reconnect). Queues full: logged; the store holds the change and the next
 /// start applies it.
 fn apply_host_event(
     event: crate::admin::AdminEvent,
@@ -913,6 +934,15 @@ fn apply_host_event(
             if crawl.try_send(request).is_err() {
                 log::warn!("admin: unbanned host {host_id} not resubscribed (busy)");
             }
+        }
+        AdminEvent::HostLimitsChanged {
+            host_id,
+            account_limit,
+            rate_limits,
+        } => {
+            let settings =
+                crate::verify::limits::HostLimitSettings::from_stored(account_limit, rate_limits);
+            send_all(ShardCommand::SetHostLimits(HostId(host_id), settings));
         }
         AdminEvent::DomainBanned { domain } => {
             for host in hosts_under(state, &domain) {

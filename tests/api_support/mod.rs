@@ -76,6 +76,7 @@ impl Server {
             admin_events: admin_tx,
             tls,
             new_hosts: Arc::new(NewHostBudget::new(options.new_hosts_per_day)),
+            host_limits: Arc::default(),
         };
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = flume::bounded::<()>(1);
