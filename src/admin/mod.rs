@@ -220,11 +220,12 @@ fn setting_json(stored: u64) -> serde_json::Value {
 
 /// The limits in force of a host: as its ingest shard last published them, or (a host no
 /// shard runs now) as they would start from its stored record.
-fn effective_limits(host: &HostRecord, board: &HostLimitsBoard) -> EffectiveLimits {
+fn effective_limits(host: &HostRecord, board: &HostLimitsBoard, defaults: bool) -> EffectiveLimits {
     board.get(host.id).unwrap_or_else(|| {
         EffectiveLimits::new(
             &HostLimitSettings::of_host(host),
             &AccountLimitGrowth::new(host.account_count),
+            defaults,
         )
     })
 }
@@ -235,8 +236,12 @@ fn hostname_field(map: &serde_json::Map<String, serde_json::Value>) -> Result<St
     crate::api::xrpc::crawl_parse_any(text)
 }
 
-fn admin_host_json(host: &HostRecord, board: &HostLimitsBoard) -> serde_json::Value {
-    let effective = effective_limits(host, board);
+fn admin_host_json(
+    host: &HostRecord,
+    board: &HostLimitsBoard,
+    defaults: bool,
+) -> serde_json::Value {
+    let effective = effective_limits(host, board, defaults);
     serde_json::json!({
         "id": host.id,
         "hostname": host.hostname,
@@ -269,9 +274,9 @@ async fn list_hosts(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
         .state()
         .call(move |store| store.list_hosts(after, limit))
         .await?;
-    let board = &ctx.shared().host_limits;
+    let (board, defaults) = (&ctx.shared().host_limits, ctx.shared().default_host_limits);
     let mut out = serde_json::json!({
-        "hosts": hosts.iter().map(|h| admin_host_json(h, board)).collect::<Vec<_>>(),
+        "hosts": hosts.iter().map(|h| admin_host_json(h, board, defaults)).collect::<Vec<_>>(),
     });
     if let Some(cursor) = next_cursor(hosts.len(), limit, hosts.last().map(|h| h.id)) {
         out["cursor"] = cursor.into();

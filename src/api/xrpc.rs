@@ -86,6 +86,8 @@ pub struct ApiShared {
     pub new_hosts: Arc<NewHostBudget>,
     /// The limits in force of the hosts the ingest shards run (`GET /admin/hosts`).
     pub host_limits: Arc<crate::verify::limits::HostLimitsBoard>,
+    /// Whether the relay's default host limits apply (false: `--no-default-host-limits`).
+    pub default_host_limits: bool,
 }
 
 /// One core's view of the API: the shared parts plus this core's counters.

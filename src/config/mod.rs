@@ -71,4 +71,9 @@ pub struct ServeArgs {
     /// RocksDB under `<data_dir>/state/`.
     #[arg(long, env = "RELAY_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Run hosts without an operator's setting unlimited: no default account limit and no
+    /// default rate limits (benchmarks, private deployments). Limits set through
+    /// `/admin/hosts/changeLimits` still apply.
+    #[arg(long, env = "RELAY_NO_DEFAULT_HOST_LIMITS", default_value_t = false)]
+    pub no_default_host_limits: bool,
 }

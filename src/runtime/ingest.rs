@@ -92,6 +92,9 @@ pub struct HostEntry {
     /// Bumped whenever the account limit in force may have risen: DIDs refused for the
     /// limit under an older generation are looked up again.
     limit_generation: u64,
+    /// Whether the relay's default limits apply to what the operator did not set (set by
+    /// the shard when the host is added, from `--no-default-host-limits`).
+    default_limits: bool,
 }
 
 impl HostEntry {
@@ -107,6 +110,7 @@ impl HostEntry {
             settings: HostLimitSettings::default(),
             growth: AccountLimitGrowth::new(0),
             limit_generation: 0,
+            default_limits: true,
         }
     }
 
@@ -120,7 +124,7 @@ impl HostEntry {
 
     /// The limits in force now.
     pub fn limits(&self) -> EffectiveLimits {
-        EffectiveLimits::new(&self.settings, &self.growth)
+        EffectiveLimits::new(&self.settings, &self.growth, self.default_limits)
     }
 }
 
@@ -215,6 +219,7 @@ pub struct IngestShard {
     parked_gauge: metrics::Gauge,
     writer: Option<Rc<std::cell::RefCell<crate::runtime::frames::FrameWriter>>>,
     limits_board: Arc<HostLimitsBoard>,
+    default_limits: bool,
 }
 
 /// What a shard is built from.
@@ -231,6 +236,8 @@ pub struct ShardParts {
     pub tail: Arc<TailStates>,
     /// Where the limits in force of the shard's hosts are published.
     pub limits_board: Arc<HostLimitsBoard>,
+    /// Apply the relay's default host limits (false: `--no-default-host-limits`).
+    pub default_limits: bool,
 }
 
 impl IngestShard {
@@ -248,6 +255,7 @@ impl IngestShard {
             state,
             tail,
             limits_board,
+            default_limits,
         } = parts;
         IngestShard {
             shard,
@@ -267,6 +275,7 @@ impl IngestShard {
             parked_gauge: metrics::gauge!("relay_ingest_parked_bytes", "shard" => shard.to_string()),
             writer: None,
             limits_board,
+            default_limits,
         }
     }
 
@@ -358,7 +367,8 @@ impl IngestShard {
 
     /// Register (or replace, after an unban) a host and its session control, and put its
     /// limits in force.
-    pub fn add_host(&mut self, host: HostId, entry: HostEntry) {
+    pub fn add_host(&mut self, host: HostId, mut entry: HostEntry) {
+        entry.default_limits = self.default_limits;
         self.hosts.insert(host, entry);
         self.publish_limits(host);
     }

@@ -243,6 +243,7 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         tls: client_tls_config().map_err(|e| ServeError::Config(format!("TLS roots: {e}")))?,
         new_hosts: Arc::default(),
         host_limits: Arc::clone(&limits_board),
+        default_host_limits: !args.no_default_host_limits,
     };
     let mut shard_crawls = Vec::new();
     let mut shard_crawl_senders = Vec::new();
@@ -609,6 +610,7 @@ async fn run_ingest(
             state: Arc::clone(&parts.state),
             tail: Arc::clone(&parts.tail),
             limits_board: Arc::clone(&parts.limits_board),
+            default_limits: !args.no_default_host_limits,
         },
         resolved_tx,
         ring,

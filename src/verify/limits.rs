@@ -155,14 +155,25 @@ pub struct EffectiveLimits {
 }
 
 impl EffectiveLimits {
-    /// The limits in force from an operator's `settings` and the grown account limit.
-    pub fn new(settings: &HostLimitSettings, grown: &AccountLimitGrowth) -> EffectiveLimits {
+    /// The limits in force from an operator's `settings` and the grown account limit;
+    /// without `defaults` (`--no-default-host-limits`) what the operator did not set is
+    /// unlimited.
+    pub fn new(
+        settings: &HostLimitSettings,
+        grown: &AccountLimitGrowth,
+        defaults: bool,
+    ) -> EffectiveLimits {
         let (accounts, accounts_source) = match settings.accounts {
+            LimitSetting::Default if !defaults => (0, LimitSource::Default),
             LimitSetting::Default if grown.has_grown() => (grown.limit(), LimitSource::Grown),
             LimitSetting::Default => (grown.limit(), LimitSource::Default),
             other => (other.or_default(0), LimitSource::Operator),
         };
-        let defaults = default_rates(accounts);
+        let defaults = if defaults {
+            default_rates(accounts)
+        } else {
+            RateLimits::default()
+        };
         let rates = RateLimits {
             per_second: settings.per_second.or_default(defaults.per_second),
             per_hour: settings.per_hour.or_default(defaults.per_hour),
@@ -311,7 +322,7 @@ mod tests {
     #[test]
     fn defaults_follow_indigo() {
         let growth = AccountLimitGrowth::new(0);
-        let limits = EffectiveLimits::new(&HostLimitSettings::default(), &growth);
+        let limits = EffectiveLimits::new(&HostLimitSettings::default(), &growth, true);
         assert_eq!(limits.accounts, 100);
         assert_eq!(limits.accounts_source, LimitSource::Default);
         assert_eq!(
@@ -335,7 +346,7 @@ mod tests {
             per_hour: LimitSetting::Default,
             per_day: LimitSetting::Unlimited,
         };
-        let limits = EffectiveLimits::new(&settings, &growth);
+        let limits = EffectiveLimits::new(&settings, &growth, true);
         assert_eq!(
             (limits.accounts, limits.accounts_source),
             (3, LimitSource::Operator)
@@ -352,6 +363,23 @@ mod tests {
     }
 
     #[test]
+    fn without_defaults_only_operator_settings_limit() {
+        let growth = AccountLimitGrowth::new(0);
+        let none = EffectiveLimits::new(&HostLimitSettings::default(), &growth, false);
+        assert_eq!((none.accounts, none.rates), (0, RateLimits::default()));
+        assert_eq!(none.accounts_source, LimitSource::Default);
+        let settings = HostLimitSettings {
+            per_second: LimitSetting::Value(7),
+            ..HostLimitSettings::default()
+        };
+        let some = EffectiveLimits::new(&settings, &growth, false);
+        assert_eq!(
+            (some.accounts, some.rates.per_second, some.rates.per_hour),
+            (0, 7, 0)
+        );
+    }
+
+    #[test]
     fn a_stored_host_starts_at_its_accounts() {
         assert_eq!(AccountLimitGrowth::new(7).limit(), 100);
         assert_eq!(AccountLimitGrowth::new(4_000).limit(), 4_000);
@@ -365,7 +393,7 @@ mod tests {
         }
         assert!(growth.on_valid_event(0));
         assert_eq!(growth.limit(), 100 + HOST_ACCOUNT_LIMIT_GROWTH_ACCOUNTS);
-        let limits = EffectiveLimits::new(&HostLimitSettings::default(), &growth);
+        let limits = EffectiveLimits::new(&HostLimitSettings::default(), &growth, true);
         assert_eq!(limits.accounts_source, LimitSource::Grown);
     }
 

@@ -77,6 +77,7 @@ impl Server {
             tls,
             new_hosts: Arc::new(NewHostBudget::new(options.new_hosts_per_day)),
             host_limits: Arc::default(),
+            default_host_limits: true,
         };
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = flume::bounded::<()>(1);

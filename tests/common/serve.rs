@@ -30,6 +30,7 @@ pub fn loopback_args(
         database_url: None,
         admin_token: None,
         allow_private_hosts: false,
+        no_default_host_limits: false,
     }
 }
 
