@@ -161,6 +161,7 @@ fn rate_limits_slow_a_host_without_loss_and_account_limits_refuse_new_accounts()
     let mut args = common::serve::loopback_args(fleet.plc_url(), fleet.host_urls(), 1, dir.clone());
     args.admin_token = Some(TOKEN.to_owned());
     args.allow_private_hosts = true;
+    args.no_default_host_limits = false;
     let relay = start(&args).unwrap();
     change_limits(
         relay.listen,
