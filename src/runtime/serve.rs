@@ -7,7 +7,9 @@
 //! Startup: the event log is opened and recovered on the main thread (it blocks on the
 //! disk) before any executor starts; the next seq comes from its recovery. Each executor
 //! is pinned to one allowed CPU with core_affinity (round-robin when `--cores` exceeds
-//! them) and runs the roles `runtime::placement::plan` gives it.
+//! them) and runs the roles `runtime::placement::plan` gives it. Each upstream host is
+//! registered in the store first; its stored record (limits, account count) goes to its
+//! ingest shard with it, and limit changes from the admin API follow as `ShardCommand`s.
 
 use crate::api::server::{self as http_server, Router};
 use crate::api::xrpc::{ApiContext, ApiShared, CrawlRequest};

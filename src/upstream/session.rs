@@ -44,8 +44,10 @@
 //!   is held until the window admits it, and the socket is not read meanwhile (TCP
 //!   backpressure to the host): nothing is dropped for rate. The pause is checked again
 //!   at least every `UPSTREAM_RATE_RECHECK_MILLIS_MAX` (a raised limit applies within it),
-//!   a stop or disconnect interrupts it, and it does not count as read-idle time. The
-//!   windows live in the control, so a reconnect does not reset them.
+//!   a stop or disconnect interrupts it (the held frame goes with the connection; the
+//!   cursor never passed it, so the next connection reads it again), and it does not
+//!   count as read-idle time. The windows live in the control, so a reconnect does not
+//!   reset them. Every binary message counts, whatever the verifier later says of it.
 //!
 //! # Control from the verifier
 //!
