@@ -176,6 +176,10 @@ struct Slot {
     /// Refused as a new account of this host at this limit generation: its frames are
     /// dropped at once (`host_account_limit`) until the host's generation moves on.
     over_limit: Option<(HostId, u64)>,
+    /// The chain state (last accepted rev and data) of an account whose identity an
+    /// `#identity` event reset: the store's copy is written behind and may be older, so
+    /// the next install keeps the newer of both (a replayed old rev stays refused).
+    kept_state: Option<AccountState>,
 }
 
 /// The kinds of frame the verifier routes.
@@ -690,7 +694,9 @@ impl IngestShard {
             self.identity.purge(did);
             let mut lookup = false;
             if let Some(slot) = self.accounts.get_mut(did) {
-                slot.account = None;
+                if let Some(account) = slot.account.take() {
+                    slot.kept_state = newest(slot.kept_state, account.state);
+                }
                 // Frames parked behind this event need the new identity: resolve now
                 // (the drain in `on_resolved` stops while a lookup runs).
                 if !slot.parked.is_empty() && !slot.resolving {
@@ -1078,6 +1084,7 @@ impl IngestShard {
             .account
             .as_ref()
             .map_or((None, None, None), |a| (a.state, a.refreshed_at, a.uid));
+        state = newest(state, slot.kept_state.take());
         let (mut local_status, mut upstream_active) = slot
             .account
             .as_ref()
