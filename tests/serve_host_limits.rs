@@ -135,7 +135,7 @@ fn rate_limits_slow_a_host_without_loss_and_account_limits_refuse_new_accounts()
     let fleet = Fleet::start(FleetConfig {
         hosts: 3,
         accounts_per_host: 4,
-        events_per_sec: 90,
+        events_per_sec: 60,
         event_limit: Some(EVENTS),
         kind_mix: KindMix {
             commit: 1.0,
