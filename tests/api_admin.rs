@@ -65,6 +65,16 @@ fn suite(backend: &Backend) {
     ] {
         assert!(host.get(field).is_some(), "{field} missing: {host}");
     }
+    // Nothing set: the stored settings are null and the relay's defaults are in force.
+    assert!(host["accountLimit"].is_null(), "{host}");
+    let effective = &host["effective"];
+    assert_eq!(effective["accountLimit"], 100, "{host}");
+    assert_eq!(effective["accountLimitSource"], "default");
+    assert_eq!(
+        (&effective["ratePerSecond"], &effective["rateSource"]),
+        (&serde_json::json!(50), &serde_json::json!("default"))
+    );
+    cases += 1;
     server
         .admin_get("/admin/hosts?limit=0", TOKEN)
         .assert_error(400, "InvalidRequest");
@@ -105,6 +115,55 @@ fn suite(backend: &Backend) {
         (stored.account_limit, stored.rate_limits.per_day),
         (10, 1000)
     );
+    let host = &server.admin_get("/admin/hosts", TOKEN).json()["hosts"][0];
+    let effective = &host["effective"];
+    assert_eq!(
+        (
+            &host["accountLimit"],
+            &effective["accountLimit"],
+            &effective["accountLimitSource"],
+            &effective["ratePerSecond"],
+            &effective["ratePerHour"],
+            &effective["rateSource"]
+        ),
+        (
+            &serde_json::json!(10),
+            &serde_json::json!(10),
+            &serde_json::json!("operator"),
+            &serde_json::json!(5),
+            &serde_json::json!(2_510),
+            &serde_json::json!("operator")
+        ),
+        "operator settings in force, the hour left to its default scaled by the limit: {host}"
+    );
+    // 0 is unlimited, null returns a limit to the default.
+    let changed = server.admin_post(
+        "/admin/hosts/changeLimits",
+        TOKEN,
+        r#"{"hostname":"pds1.example.com","accountLimit":0,"perSecond":null}"#,
+    );
+    assert_eq!(changed.status, 200, "{:?}", changed.json());
+    let _ = event(&server);
+    let host = &server.admin_get("/admin/hosts", TOKEN).json()["hosts"][0];
+    let effective = &host["effective"];
+    assert_eq!(
+        (
+            &host["accountLimit"],
+            &host["ratePerSecond"],
+            &effective["accountLimit"],
+            &effective["ratePerSecond"],
+            &effective["ratePerDay"]
+        ),
+        (
+            &serde_json::json!(0),
+            &serde_json::Value::Null,
+            &serde_json::json!(0),
+            &serde_json::json!(5_000),
+            &serde_json::json!(1_000)
+        ),
+        "unlimited accounts get the trusted per-second default: {host}"
+    );
+    cases += 2;
     for bad in [
         r#"{"hostname":"pds1.example.com","accountLimit":-1}"#,
         r#"{"hostname":"pds1.example.com","perHour":"x"}"#,

@@ -16,10 +16,10 @@
 //!
 //! | route | body / query | effect |
 //! |---|---|---|
-//! | `GET /admin/hosts` | `?cursor=&limit=` (1..=1000, default 200) | hosts with counters and limits |
+//! | `GET /admin/hosts` | `?cursor=&limit=` (1..=1000, default 200) | hosts with counters, stored limit settings and the limits in force (`effective`: default, grown or operator) |
 //! | `POST /admin/hosts/ban` | `{hostname}` | host status `banned` (stored first if unknown); [`AdminEvent::HostBanned`] |
 //! | `POST /admin/hosts/unban` | `{hostname}` | status `active`; [`AdminEvent::HostUnbanned`] |
-//! | `POST /admin/hosts/changeLimits` | `{hostname, accountLimit?, perSecond?, perHour?, perDay?}` | stored; [`AdminEvent::HostLimitsChanged`] |
+//! | `POST /admin/hosts/changeLimits` | `{hostname, accountLimit?, perSecond?, perHour?, perDay?}`: a number sets the limit (`0` = unlimited), `null` returns it to the relay's default, absent keeps it | stored; [`AdminEvent::HostLimitsChanged`]: the host's shard applies it live |
 //! | `POST /admin/hosts/resetCursor` | `{hostname}` | stored cursor 0; [`AdminEvent::HostCursorReset`] |
 //! | `GET /admin/domains` | — | banned domains |
 //! | `POST /admin/domains/ban`, `/unban` | `{domain}` | stored; [`AdminEvent::DomainBanned`] / `DomainUnbanned` |
@@ -60,6 +60,9 @@ use crate::runtime::rejections::{RejectionEntry, RejectionFilter};
 use crate::sim::account::rfc3339_micros;
 use crate::state::{HostId, HostRecord, HostStatus, LocalStatus, RateLimits, Uid};
 use crate::syntax::{Did, Handle};
+use crate::verify::limits::{
+    AccountLimitGrowth, EffectiveLimits, HostLimitSettings, HostLimitsBoard, LimitSetting,
+};
 use sha2::{Digest, Sha256};
 use std::rc::Rc;
 
@@ -81,13 +84,14 @@ pub enum AdminEvent {
         /// Hostname.
         hostname: String,
     },
-    /// New account and event-rate limits for the host.
+    /// New account and event-rate limits for the host, as stored (`verify::limits`: 0 =
+    /// the relay's default, `HOST_LIMIT_UNLIMITED_STORED` = unlimited).
     HostLimitsChanged {
         /// Store id.
         host_id: HostId,
-        /// Most accounts (0 = unlimited).
+        /// Most accounts, stored value.
         account_limit: u64,
-        /// Event rate limits.
+        /// Event rate limits, stored values.
         rate_limits: RateLimits,
     },
     /// Resubscribe the host from its start (stored cursor is now 0). The session's
@@ -221,17 +225,44 @@ fn string_field<'a>(
         .ok_or(ApiError::InvalidRequest(missing))
 }
 
-/// An optional non-negative integer field.
-fn u64_field(
+/// An optional limit field: absent keeps the stored value (`None`), `null` returns to the
+/// relay's default, `0` is unlimited, a positive integer is that limit.
+fn limit_field(
     map: &serde_json::Map<String, serde_json::Value>,
     name: &str,
-) -> Result<Option<u64>, ApiError> {
+) -> Result<Option<LimitSetting>, ApiError> {
     match map.get(name) {
         None => Ok(None),
-        Some(v) => v.as_u64().map(Some).ok_or(ApiError::InvalidRequest(
-            "limits must be non-negative integers",
-        )),
+        Some(serde_json::Value::Null) => Ok(Some(LimitSetting::Default)),
+        Some(v) => v
+            .as_u64()
+            .map(|n| Some(LimitSetting::from_request(n)))
+            .ok_or(ApiError::InvalidRequest(
+                "limits must be non-negative integers or null",
+            )),
     }
+}
+
+/// A stored limit as the listing shows it: a number, `0` for unlimited, `null` for "not
+/// set, the relay's default applies".
+fn setting_json(stored: u64) -> serde_json::Value {
+    match LimitSetting::from_stored(stored) {
+        LimitSetting::Default => serde_json::Value::Null,
+        LimitSetting::Unlimited => 0.into(),
+        LimitSetting::Value(n) => n.into(),
+    }
+}
+
+/// The limits in force of a host: as its ingest shard last published them, or (a host no
+/// shard runs now) as they would start from its stored record.
+fn effective_limits(host: &HostRecord, board: &HostLimitsBoard, defaults: bool) -> EffectiveLimits {
+    board.get(host.id).unwrap_or_else(|| {
+        EffectiveLimits::new(
+            &HostLimitSettings::of_host(host),
+            &AccountLimitGrowth::new(host.account_count),
+            defaults,
+        )
+    })
 }
 
 /// A hostname as stored (lower case; `host:port` allowed, as loopback hosts are stored).
@@ -240,17 +271,30 @@ fn hostname_field(map: &serde_json::Map<String, serde_json::Value>) -> Result<St
     crate::api::xrpc::crawl_parse_any(text)
 }
 
-fn admin_host_json(host: &HostRecord) -> serde_json::Value {
+fn admin_host_json(
+    host: &HostRecord,
+    board: &HostLimitsBoard,
+    defaults: bool,
+) -> serde_json::Value {
+    let effective = effective_limits(host, board, defaults);
     serde_json::json!({
         "id": host.id,
         "hostname": host.hostname,
         "status": host.status.as_str(),
         "seq": host.last_seq,
         "accountCount": host.account_count,
-        "accountLimit": host.account_limit,
-        "ratePerSecond": host.rate_limits.per_second,
-        "ratePerHour": host.rate_limits.per_hour,
-        "ratePerDay": host.rate_limits.per_day,
+        "accountLimit": setting_json(host.account_limit),
+        "ratePerSecond": setting_json(host.rate_limits.per_second),
+        "ratePerHour": setting_json(host.rate_limits.per_hour),
+        "ratePerDay": setting_json(host.rate_limits.per_day),
+        "effective": {
+            "accountLimit": effective.accounts,
+            "accountLimitSource": effective.accounts_source.as_str(),
+            "ratePerSecond": effective.rates.per_second,
+            "ratePerHour": effective.rates.per_hour,
+            "ratePerDay": effective.rates.per_day,
+            "rateSource": effective.rates_source.as_str(),
+        },
         "failures": host.failures,
         "firstSeenMs": host.first_seen_ms,
         "lastConnectedMs": host.last_connected_ms,
@@ -265,8 +309,9 @@ async fn list_hosts(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
         .state()
         .call(move |store| store.list_hosts(after, limit))
         .await?;
+    let (board, defaults) = (&ctx.shared().host_limits, ctx.shared().default_host_limits);
     let mut out = serde_json::json!({
-        "hosts": hosts.iter().map(admin_host_json).collect::<Vec<_>>(),
+        "hosts": hosts.iter().map(|h| admin_host_json(h, board, defaults)).collect::<Vec<_>>(),
     });
     if let Some(cursor) = next_cursor(hosts.len(), limit, hosts.last().map(|h| h.id)) {
         out["cursor"] = cursor.into();
@@ -327,21 +372,22 @@ async fn unban_host(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
 async fn change_limits(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
     let map = body(&request)?;
     let hostname = hostname_field(&map)?;
-    let account_limit = u64_field(&map, "accountLimit")?;
-    let per_second = u64_field(&map, "perSecond")?;
-    let per_hour = u64_field(&map, "perHour")?;
-    let per_day = u64_field(&map, "perDay")?;
+    let account_limit = limit_field(&map, "accountLimit")?;
+    let per_second = limit_field(&map, "perSecond")?;
+    let per_hour = limit_field(&map, "perHour")?;
+    let per_day = limit_field(&map, "perDay")?;
+    let stored = |asked: Option<LimitSetting>, old: u64| asked.map_or(old, LimitSetting::to_stored);
     let host = ctx
         .state()
         .call(move |store| {
             let Some(mut host) = store.get_host(&hostname)? else {
                 return Ok(None);
             };
-            host.account_limit = account_limit.unwrap_or(host.account_limit);
+            host.account_limit = stored(account_limit, host.account_limit);
             let limits = &mut host.rate_limits;
-            limits.per_second = per_second.unwrap_or(limits.per_second);
-            limits.per_hour = per_hour.unwrap_or(limits.per_hour);
-            limits.per_day = per_day.unwrap_or(limits.per_day);
+            limits.per_second = stored(per_second, limits.per_second);
+            limits.per_hour = stored(per_hour, limits.per_hour);
+            limits.per_day = stored(per_day, limits.per_day);
             store.put_host(&host)?;
             Ok(Some(host))
         })

@@ -101,6 +101,10 @@ pub struct ApiShared {
     /// Every fan-out core's consumers, read by `GET /admin/consumers` (each core's hub
     /// registers its view when it starts).
     pub consumers: Arc<crate::fanout::ConsumerRegistry>,
+    /// The limits in force of the hosts the ingest shards run (`GET /admin/hosts`).
+    pub host_limits: Arc<crate::verify::limits::HostLimitsBoard>,
+    /// Whether the relay's default host limits apply (false: `--no-default-host-limits`).
+    pub default_host_limits: bool,
 }
 
 /// One core's view of the API: the shared parts plus this core's counters.

@@ -310,6 +310,80 @@ pub const UPSTREAM_BACKPRESSURE_RETRY_MILLIS: u64 = 1;
 /// Largest HTTP response head accepted for the WebSocket upgrade, in bytes (the same bound
 /// as every HTTP head the relay reads, `api::http::HTTP_HEAD_BYTES_MAX`).
 pub const UPSTREAM_UPGRADE_HEAD_BYTES_MAX: usize = 16 * 1024;
+
+// ---- per-host limits (upstream::rate, verify::limits, runtime::ingest) ----
+
+/// Buckets one sliding rate window is split into (`upstream::rate::SlidingWindow`). The
+/// window counts every bucket that overlaps the last window length, so it never admits more
+/// than its limit in any interval of that length, and waits at most one bucket (a tenth
+/// of the window) longer than an exact window would. 10 counters per window keep a host's
+/// three windows at 33 words.
+pub const UPSTREAM_RATE_WINDOW_BUCKETS: usize = 10;
+
+/// Longest single pause of a rate-limited session before it checks its limits again, in
+/// milliseconds: a limit an operator raises takes effect within this time, and a stop or a
+/// disconnect interrupts the pause at once. (indigo's reader polls its limiters every
+/// 100 ms; one check a second is enough when the wait is computed, not polled.)
+pub const UPSTREAM_RATE_RECHECK_MILLIS_MAX: u64 = 1_000;
+
+/// Stored value of a per-host limit an operator set to unlimited (`0` in changeLimits).
+/// A stored `0` means "not set: the relay's default applies". `i64::MAX` so the value fits
+/// PostgreSQL's `BIGINT` columns unchanged.
+pub const HOST_LIMIT_UNLIMITED_STORED: u64 = i64::MAX as u64;
+
+/// Accounts a new host may have before its traffic earns it more: indigo's
+/// `--default-account-limit` (100). A stored host starts at the larger of this and the
+/// accounts it already has (growth is not stored; its accounts are).
+pub const HOST_ACCOUNT_LIMIT_BASE: u64 = 100;
+
+/// Valid (sequenced) events of a host that earn it `HOST_ACCOUNT_LIMIT_GROWTH_ACCOUNTS`
+/// more accounts: one account per 100 valid events, the traffic of a few days of one
+/// active account, so a host grows as fast as its real users post.
+pub const HOST_ACCOUNT_LIMIT_GROWTH_EVENTS: u64 = 1_000;
+
+/// Accounts one growth step adds (see `HOST_ACCOUNT_LIMIT_GROWTH_EVENTS`).
+pub const HOST_ACCOUNT_LIMIT_GROWTH_ACCOUNTS: u64 = 10;
+
+/// Most accounts a host's limit may grow in one UTC day: growth needs sustained traffic,
+/// so a burst (or a spam wave of valid events) buys at most this much per day. With the
+/// step above it takes 100,000 valid events a day to reach it.
+pub const HOST_ACCOUNT_LIMIT_GROWTH_PER_DAY_MAX: u64 = 1_000;
+
+/// Largest account limit growth alone reaches; beyond it an operator decides
+/// (`POST /admin/hosts/changeLimits`). indigo trusts `*.host.bsky.network` with
+/// 10,000,000 by configuration; an untrusted host growing past 100,000 should be looked at.
+pub const HOST_ACCOUNT_LIMIT_GROWN_MAX: u64 = 100_000;
+
+/// Default events per second of a host, before scaling: indigo's baseline (50/s), plus
+/// one per `HOST_RATE_PER_SECOND_ACCOUNTS` accounts of its account limit.
+pub const HOST_RATE_PER_SECOND_BASE: u64 = 50;
+
+/// Accounts of a host's limit per extra event per second (indigo: limit / 1000).
+pub const HOST_RATE_PER_SECOND_ACCOUNTS: u64 = 1_000;
+
+/// Default events per hour of a host, before scaling: indigo's baseline (2,500/h), plus
+/// `HOST_RATE_PER_HOUR_PER_ACCOUNT` per account of its limit.
+pub const HOST_RATE_PER_HOUR_BASE: u64 = 2_500;
+
+/// Extra events per hour per account of a host's limit (indigo: + limit).
+pub const HOST_RATE_PER_HOUR_PER_ACCOUNT: u64 = 1;
+
+/// Default events per day of a host, before scaling: indigo's baseline (20,000/day), plus
+/// `HOST_RATE_PER_DAY_PER_ACCOUNT` per account of its limit.
+pub const HOST_RATE_PER_DAY_BASE: u64 = 20_000;
+
+/// Extra events per day per account of a host's limit (indigo: + limit × 10).
+pub const HOST_RATE_PER_DAY_PER_ACCOUNT: u64 = 10;
+
+/// Default rates of a host whose account limit an operator set to unlimited: indigo's
+/// trusted-host limits (5,000/s, 50,000,000/h, 500,000,000/day).
+pub const HOST_RATE_UNLIMITED_ACCOUNTS_PER_SECOND: u64 = 5_000;
+
+/// Per-hour default of a host with an unlimited account limit (indigo's trusted hosts).
+pub const HOST_RATE_UNLIMITED_ACCOUNTS_PER_HOUR: u64 = 50_000_000;
+
+/// Per-day default of a host with an unlimited account limit (indigo's trusted hosts).
+pub const HOST_RATE_UNLIMITED_ACCOUNTS_PER_DAY: u64 = 500_000_000;
 // ---- fanout ----
 
 /// Frames the live ring of one fan-out core keeps. A consumer whose next seq is older than

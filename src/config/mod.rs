@@ -75,4 +75,9 @@ pub struct ServeArgs {
     /// `listHosts` (checked like requestCrawl hosts), then crawl them.
     #[arg(long, env = "RELAY_BOOTSTRAP_RELAY")]
     pub bootstrap_relay: Option<String>,
+    /// Run hosts without an operator's setting unlimited: no default account limit and no
+    /// default rate limits (benchmarks, private deployments). Limits set through
+    /// `/admin/hosts/changeLimits` still apply.
+    #[arg(long, env = "RELAY_NO_DEFAULT_HOST_LIMITS", default_value_t = false)]
+    pub no_default_host_limits: bool,
 }

@@ -31,8 +31,19 @@
 //!   (`relay_verify_rejection_log_dropped_total{reason="contended"}`).
 //!
 //! Checks: per-connection upstream seq strictly increasing, host authority (the account's
-//! DID document names this host as its PDS), and everything `verify::rules` checks.
-//! Does not check yet: account status and per-host rate and account limits (issue 5).
+//! DID document names this host as its PDS), the relay's and the host's account status,
+//! each host's account limit, and everything `verify::rules` checks.
+//!
+//! Per-host limits (`verify::limits`): the shard keeps each host's operator settings and
+//! its account-limit growth, which every sequenced frame of the host feeds. From both it
+//! computes the limits in force, hands the rates to the host's session (which holds frames
+//! back until its windows admit them: backpressure, no drop) and publishes them for
+//! `GET /admin/hosts` (`HostLimitsBoard`). A commit or sync of a DID the store does not know
+//! yet, arriving while its host has as many accounts as its limit, is dropped with
+//! `host_account_limit` (so are the frames parked behind it), and the DID is refused at once
+//! until the host's limit grows or an operator changes it; accounts the store knows keep
+//! flowing. `#identity` and `#account` events of unknown DIDs create no account and pass
+//! as before. Does not check: per-account rate limits.
 
 use crate::config::limits::{
     INGEST_ACCOUNTS_MAX, INGEST_IDENTITY_REFRESH_SECS_MIN, INGEST_IDENTITY_RETRY_MILLIS,
@@ -47,9 +58,12 @@ use crate::runtime::rejections::{Rejected, ShardRejections};
 use crate::runtime::resume::TailStates;
 use crate::sequencer::stage::{Admitted, Origin};
 use crate::sim::account::rfc3339_micros;
-use crate::state::{AccountRecord, LocalStatus, StateService, UpstreamStatus};
+use crate::state::{AccountRecord, HostRecord, LocalStatus, StateService, UpstreamStatus};
 use crate::upstream::session::{SessionControl, UpstreamFrame};
 use crate::upstream::target::HostId;
+use crate::verify::limits::{
+    AccountLimitGrowth, EffectiveLimits, HostLimitSettings, HostLimitsBoard,
+};
 use crate::verify::rules::{
     AccountState, Policy, Rejection, Verified, VerifyScratch, verify_commit_frame_with,
     verify_status_frame, verify_sync_frame,
@@ -82,6 +96,16 @@ pub struct HostEntry {
     /// Upstream seqs of this host's frames parked now (a multiset): the cursor written to
     /// the state store never passes the oldest, or a crash would lose them.
     parked_seqs: BTreeMap<u64, u32>,
+    /// What an operator set for the host (stored; changed live by `SetHostLimits`).
+    settings: HostLimitSettings,
+    /// The host's default account limit, grown by its sequenced frames.
+    growth: AccountLimitGrowth,
+    /// Bumped whenever the account limit in force may have risen: DIDs refused for the
+    /// limit under an older generation are looked up again.
+    limit_generation: u64,
+    /// Whether the relay's default limits apply to what the operator did not set (set by
+    /// the shard when the host is added, from `--no-default-host-limits`).
+    default_limits: bool,
 }
 
 impl HostEntry {
@@ -95,7 +119,24 @@ impl HostEntry {
             banned: false,
             connections_from: 0,
             parked_seqs: BTreeMap::new(),
+            settings: HostLimitSettings::default(),
+            growth: AccountLimitGrowth::new(0),
+            limit_generation: 0,
+            default_limits: true,
         }
+    }
+
+    /// The same host with the limits its stored record holds: the operator's settings,
+    /// and growth starting from the accounts it has.
+    pub fn with_stored_limits(mut self, record: &HostRecord) -> HostEntry {
+        self.settings = HostLimitSettings::of_host(record);
+        self.growth = AccountLimitGrowth::new(record.account_count);
+        self
+    }
+
+    /// The limits in force now.
+    pub fn limits(&self) -> EffectiveLimits {
+        EffectiveLimits::new(&self.settings, &self.growth, self.default_limits)
     }
 }
 
@@ -110,14 +151,20 @@ pub enum ShardCommand {
     /// from its oldest event; frames of the old connection still queued are dropped.
     /// Account revs still refuse anything already relayed.
     ResetHostCursor(HostId),
+    /// An operator changed the host's limits (stored already): apply them now, without a
+    /// reconnect.
+    SetHostLimits(HostId, HostLimitSettings),
 }
 
 /// An identity lookup's outcome (and, on first sight, the account's stored record),
 /// delivered back to the shard's task.
 pub struct Resolution {
     did: String,
+    /// The host whose frame started the lookup.
+    host: Option<HostId>,
     outcome: Result<Arc<Resolved>, &'static str>,
-    record: Option<Result<AccountRecord, &'static str>>,
+    /// `Ok(None)`: a new account refused for the host's account limit.
+    record: Option<Result<Option<AccountRecord>, &'static str>>,
 }
 
 struct Account {
@@ -174,6 +221,9 @@ struct Slot {
     kept: Option<Known>,
     parked: VecDeque<UpstreamFrame>,
     resolving: bool,
+    /// Refused as a new account of this host at this limit generation: its frames are
+    /// dropped at once (`host_account_limit`) until the host's generation moves on.
+    over_limit: Option<(HostId, u64)>,
 }
 
 /// The kinds of frame the verifier routes.
@@ -271,6 +321,8 @@ pub struct IngestShard {
     parked_gauge: metrics::Gauge,
     rejections: Arc<ShardRejections>,
     writer: Option<Rc<std::cell::RefCell<crate::runtime::frames::FrameWriter>>>,
+    limits_board: Arc<HostLimitsBoard>,
+    default_limits: bool,
 }
 
 /// What a shard is built from.
@@ -287,6 +339,10 @@ pub struct ShardParts {
     pub tail: Arc<TailStates>,
     /// This shard's ring of the rejection log (`GET /admin/rejections`).
     pub rejections: Arc<ShardRejections>,
+    /// Where the limits in force of the shard's hosts are published.
+    pub limits_board: Arc<HostLimitsBoard>,
+    /// Apply the relay's default host limits (false: `--no-default-host-limits`).
+    pub default_limits: bool,
 }
 
 impl IngestShard {
@@ -304,6 +360,8 @@ impl IngestShard {
             state,
             tail,
             rejections,
+            limits_board,
+            default_limits,
         } = parts;
         IngestShard {
             shard,
@@ -323,6 +381,8 @@ impl IngestShard {
             parked_gauge: metrics::gauge!("relay_ingest_parked_bytes", "shard" => shard.to_string()),
             rejections,
             writer: None,
+            limits_board,
+            default_limits,
         }
     }
 
@@ -351,7 +411,52 @@ impl IngestShard {
                     log::info!("admin: host {} cursor reset: resubscribing from 0", id.0);
                 }
             }
+            ShardCommand::SetHostLimits(id, settings) => {
+                if let Some(host) = self.hosts.get_mut(&id) {
+                    host.settings = settings;
+                    host.limit_generation += 1;
+                    log::info!("admin: host {} limits changed: {settings:?}", id.0);
+                }
+                self.publish_limits(id);
+            }
         }
+    }
+
+    /// Hand host `id`'s rates in force to its session and publish its limits.
+    fn publish_limits(&self, id: HostId) {
+        if let Some(host) = self.hosts.get(&id) {
+            let limits = host.limits();
+            host.control.set_rate_limits(limits.rates);
+            self.limits_board.set(id.0, limits);
+        }
+    }
+
+    /// A sequenced frame of `host` counts toward its account-limit growth.
+    fn count_valid(&mut self, host: HostId) {
+        let now_ms = now_micros() / 1_000;
+        let grew = self
+            .hosts
+            .get_mut(&host)
+            .is_some_and(|entry| entry.growth.on_valid_event(now_ms));
+        if grew {
+            if let Some(entry) = self.hosts.get_mut(&host) {
+                entry.limit_generation += 1;
+            }
+            self.publish_limits(host);
+        }
+    }
+
+    /// Whether `did` was refused as a new account of `host` at its current limit.
+    fn over_account_limit(&self, did: &str, host: HostId) -> bool {
+        let Some((refused_on, generation)) = self.accounts.get(did).and_then(|s| s.over_limit)
+        else {
+            return false;
+        };
+        refused_on == host
+            && self
+                .hosts
+                .get(&host)
+                .is_some_and(|entry| entry.limit_generation == generation)
     }
 
     /// Why a frame of `host` read on `connection` is dropped whatever it holds: the host
@@ -367,9 +472,12 @@ impl IngestShard {
         }
     }
 
-    /// Register (or replace, after an unban) a host and its session control.
-    pub fn add_host(&mut self, host: HostId, entry: HostEntry) {
+    /// Register (or replace, after an unban) a host and its session control, and put its
+    /// limits in force.
+    pub fn add_host(&mut self, host: HostId, mut entry: HostEntry) {
+        entry.default_limits = self.default_limits;
         self.hosts.insert(host, entry);
+        self.publish_limits(host);
     }
 
     /// Judge frames and resolutions until the sessions' channel closes. Resolutions are
@@ -455,6 +563,13 @@ impl IngestShard {
     async fn dispatch(&mut self, upstream: UpstreamFrame, peek: Peek) -> Option<Held> {
         let did = did_of(&upstream.frame, &peek.did);
         let needs_key = matches!(peek.kind, Kind::Commit | Kind::Sync);
+        if needs_key && self.over_account_limit(did, upstream.host) {
+            self.reject(
+                "host_account_limit",
+                At::frame(upstream.host, did, peek.seq, peek.kind),
+            );
+            return None;
+        }
         let (park, resolve) = match self.accounts.get(did) {
             Some(slot) if slot.resolving || !slot.parked.is_empty() => (true, false),
             Some(slot) if slot.account.is_some() => (false, false),
@@ -739,7 +854,9 @@ impl IngestShard {
                 "sequencer_stopped",
                 At::frame(host, did, peek.seq, peek.kind),
             );
+            return;
         }
+        self.count_valid(host);
     }
 
     /// Why an account's commits are refused now, if they are: the relay took it down or
@@ -999,7 +1116,10 @@ impl IngestShard {
             })
             .is_some();
         let record = match host {
-            Some(host) if !loaded => Some(self.state.get_or_create_account(did, host.0)),
+            Some(host) if !loaded => {
+                let limit = self.hosts.get(&host).map_or(0, |h| h.limits().accounts);
+                Some(self.state.get_or_create_account_within(did, host.0, limit))
+            }
             _ => None,
         };
         let sender = self.resolved_tx.clone();
@@ -1018,6 +1138,7 @@ impl IngestShard {
             let _ = sender
                 .send(Resolution {
                     did,
+                    host,
                     outcome,
                     record,
                 })
@@ -1031,38 +1152,24 @@ impl IngestShard {
         self.lookups_in_flight = self.lookups_in_flight.saturating_sub(1);
         let Resolution {
             did,
+            host,
             outcome,
             record,
         } = resolution;
+        if let (Some(host), Some(Ok(None))) = (host, &record) {
+            self.refuse_new_account(&did, host);
+            return;
+        }
         let installed = match (outcome, record) {
             (Err(reason), _) | (_, Some(Err(reason))) => Err(reason),
-            (Ok(resolved), record) => self.install(&did, &resolved, record.and_then(Result::ok)),
+            (Ok(resolved), record) => {
+                self.install(&did, &resolved, record.and_then(Result::ok).flatten())
+            }
         };
         if let Err(reason) = installed {
             metrics::counter!("relay_ingest_identity_failures_total", "reason" => reason)
                 .increment(1);
-            let parked = self
-                .accounts
-                .get_mut(&did)
-                .map(|slot| {
-                    slot.resolving = false;
-                    std::mem::take(&mut slot.parked)
-                })
-                .unwrap_or_default();
-            for frame in parked {
-                self.parked_bytes -= frame.frame.len();
-                let peek = repeek(&frame.frame);
-                if let Some(peek) = &peek {
-                    self.unpark_seq(frame.host, peek.seq);
-                }
-                let at = At {
-                    host: Some(frame.host),
-                    did: Some(&did),
-                    seq: peek.as_ref().map(|p| p.seq),
-                    kind: peek.as_ref().map(|p| p.kind),
-                };
-                self.reject("identity_unresolved", at);
-            }
+            self.drop_parked(&did, "identity_unresolved");
             return;
         }
         loop {
@@ -1088,6 +1195,44 @@ impl IngestShard {
             if self.accounts.get(&did).is_some_and(|s| s.resolving) {
                 return;
             }
+        }
+        self.parked_gauge.set(self.parked_bytes as f64);
+    }
+
+    /// The store refused `did` as a new account of `host` (its account limit is reached):
+    /// drop its parked frames and refuse its next ones at once until the limit moves.
+    fn refuse_new_account(&mut self, did: &str, host: HostId) {
+        let generation = self.hosts.get(&host).map_or(0, |h| h.limit_generation);
+        if let Some(slot) = self.accounts.get_mut(did) {
+            slot.over_limit = Some((host, generation));
+        }
+        log::debug!("host {}: new account {did} refused: account limit", host.0);
+        self.drop_parked(did, "host_account_limit");
+    }
+
+    /// Drop every frame parked for `did` (its lookup ended) with `reason`.
+    fn drop_parked(&mut self, did: &str, reason: &'static str) {
+        let parked = self
+            .accounts
+            .get_mut(did)
+            .map(|slot| {
+                slot.resolving = false;
+                std::mem::take(&mut slot.parked)
+            })
+            .unwrap_or_default();
+        for frame in parked {
+            self.parked_bytes -= frame.frame.len();
+            let peek = repeek(&frame.frame);
+            if let Some(peek) = &peek {
+                self.unpark_seq(frame.host, peek.seq);
+            }
+            let at = At {
+                host: Some(frame.host),
+                did: Some(did),
+                seq: peek.as_ref().map(|p| p.seq),
+                kind: peek.as_ref().map(|p| p.kind),
+            };
+            self.reject(reason, at);
         }
         self.parked_gauge.set(self.parked_bytes as f64);
     }
@@ -1132,6 +1277,7 @@ impl IngestShard {
             );
         }
         state = newest(state, self.tail.get(did).copied());
+        slot.over_limit = None;
         slot.account = Some(Account {
             key,
             pds_authority,

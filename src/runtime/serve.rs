@@ -7,7 +7,9 @@
 //! Startup: the event log is opened and recovered on the main thread (it blocks on the
 //! disk) before any executor starts; the next seq comes from its recovery. Each executor
 //! is pinned to one allowed CPU with core_affinity (round-robin when `--cores` exceeds
-//! them) and runs the roles `runtime::placement::plan` gives it.
+//! them) and runs the roles `runtime::placement::plan` gives it. Each upstream host is
+//! registered in the store first; its stored record (limits, account count) goes to its
+//! ingest shard with it, and limit changes from the admin API follow as `ShardCommand`s.
 
 use crate::api::server::{self as http_server, Router};
 use crate::api::xrpc::{ApiContext, ApiShared, CrawlRequest};
@@ -184,6 +186,7 @@ struct SharedParts {
     tail: Arc<TailStates>,
     /// Every ingest shard's rejection ring (each shard records into its own).
     rejections: Arc<RejectionLog>,
+    limits_board: Arc<crate::verify::limits::HostLimitsBoard>,
 }
 
 /// An upstream host as its shard starts it.
@@ -192,6 +195,8 @@ struct UpstreamHost {
     id: HostId,
     url: String,
     cursor: Option<u64>,
+    /// The stored record (its limits and account count), when the store answered.
+    record: Option<crate::state::HostRecord>,
 }
 
 struct SequencerSetup {
@@ -257,6 +262,7 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
     let (crawl_tx, crawl_rx) = crate::api::xrpc::crawl_channel();
     let (admin_tx, admin_rx) = crate::admin::admin_channel();
     let rejections = Arc::new(RejectionLog::new(shards));
+    let limits_board = Arc::new(crate::verify::limits::HostLimitsBoard::default());
     let api = ApiShared {
         state: Arc::clone(&state),
         admin_token: args.admin_token.clone(),
@@ -269,6 +275,8 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         allow_plaintext: args.allow_plaintext,
         rejections: Arc::clone(&rejections),
         consumers: Arc::default(),
+        host_limits: Arc::clone(&limits_board),
+        default_host_limits: !args.no_default_host_limits,
     };
     let mut shard_crawls = Vec::new();
     let mut shard_crawl_senders = Vec::new();
@@ -304,6 +312,7 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         state: Arc::clone(&state),
         tail: Arc::new(tail),
         rejections,
+        limits_board,
     };
 
     // One std listener, cloned per fan-out core: the kernel spreads connections over
@@ -652,6 +661,8 @@ async fn run_ingest(
             state: Arc::clone(&parts.state),
             tail: Arc::clone(&parts.tail),
             rejections,
+            limits_board: Arc::clone(&parts.limits_board),
+            default_limits: !args.no_default_host_limits,
         },
         resolved_tx,
         ring,
@@ -668,7 +679,11 @@ async fn run_ingest(
     for host in hosts {
         let control = SessionControl::new(host.cursor);
         let authority = authority_of(&host.url).unwrap_or_default();
-        verifier.add_host(host.id, HostEntry::new(authority, Rc::clone(&control)));
+        let mut entry = HostEntry::new(authority, Rc::clone(&control));
+        if let Some(record) = &host.record {
+            entry = entry.with_stored_limits(record);
+        }
+        verifier.add_host(host.id, entry);
         sessions.start(host, control);
     }
     let (hosts_tx, hosts_rx) = local_channel::new_bounded(INGEST_UPSTREAM_QUEUE_FRAMES_MAX);
@@ -744,18 +759,27 @@ async fn admit_crawled_hosts(
             continue;
         }
         let stored = state.load_host(&request.hostname).await.ok().flatten();
-        let cursor = match stored.map(|h| h.last_seq) {
+        let cursor = match stored.as_ref().map(|h| h.last_seq) {
             Some(seq) if seq > 0 => Some(seq),
             _ => args.new_host_cursor,
         };
         let url = crawl_url(&request.hostname, args.allow_private_hosts);
         let control = SessionControl::new(cursor);
-        let entry = HostEntry::new(request.hostname.clone(), Rc::clone(&control));
+        let mut entry = HostEntry::new(request.hostname.clone(), Rc::clone(&control));
+        if let Some(record) = &stored {
+            entry = entry.with_stored_limits(record);
+        }
         if verifier.send((id, entry)).await.is_err() {
             return;
         }
         log::info!("crawling {url} (host {})", id.0);
-        sessions.start(UpstreamHost { id, url, cursor }, control);
+        let host = UpstreamHost {
+            id,
+            url,
+            cursor,
+            record: stored,
+        };
+        sessions.start(host, control);
     }
 }
 
@@ -822,7 +846,12 @@ fn add_stored_hosts(state: &StateService, args: &ServeArgs, by_shard: &mut [Vec<
         let url = crawl_url(&host.hostname, args.allow_private_hosts);
         let shard = placement::shard_of_host(&host.hostname, by_shard.len());
         if let Some(list) = by_shard.get_mut(shard) {
-            list.push(UpstreamHost { id, url, cursor });
+            list.push(UpstreamHost {
+                id,
+                url,
+                cursor,
+                record: Some(host),
+            });
             added += 1;
         }
     }
@@ -874,6 +903,7 @@ fn admit_upstream(
         id: HostId(record.id),
         url: url.to_owned(),
         cursor,
+        record: Some(record),
     })
 }
 
@@ -940,8 +970,7 @@ fn spawn_crawl_dispatch(
 /// Apply admin changes on the data plane: a takedown is sent to every ingest shard and
 /// hides the account's events from replay from now on (a tombstone, no rewrite), a
 /// reversal lifts it; host bans, domain bans, unbans and cursor resets go to the shards
-/// (`apply_host_event`). Limit changes are stored and read at the next start (the
-/// per-host limiters are not built).
+/// (`apply_host_event`), and so do limit changes.
 fn spawn_admin_applier(
     events: flume::Receiver<crate::admin::AdminEvent>,
     log: EventLog,
@@ -1006,7 +1035,8 @@ fn spawn_admin_applier(
 /// A host change from the admin API, live: a ban (or a domain ban, for every stored host
 /// under the domain) stops the host's session on its shard; an unban subscribes it again
 /// through the crawl path (from its stored cursor); a cursor reset makes its shard
-/// resubscribe from 0. Queues full: logged; the store holds the change and the next
+/// resubscribe from 0; a limit change is applied by the host's shard at once (no
+/// reconnect). Queues full: logged; the store holds the change and the next
 /// start applies it.
 fn apply_host_event(
     event: crate::admin::AdminEvent,
@@ -1036,6 +1066,15 @@ fn apply_host_event(
             if crawl.try_send(request).is_err() {
                 log::warn!("admin: unbanned host {host_id} not resubscribed (busy)");
             }
+        }
+        AdminEvent::HostLimitsChanged {
+            host_id,
+            account_limit,
+            rate_limits,
+        } => {
+            let settings =
+                crate::verify::limits::HostLimitSettings::from_stored(account_limit, rate_limits);
+            send_all(ShardCommand::SetHostLimits(HostId(host_id), settings));
         }
         AdminEvent::DomainBanned { domain } => {
             for host in hosts_under(state, &domain) {

@@ -284,6 +284,34 @@ impl StateService {
         })
     }
 
+    /// The account with this DID, created on `host_id` only while that host has fewer than
+    /// `account_limit` accounts (0 = unlimited); `Ok(None)`: a new account refused for the
+    /// host's account limit. An existing account is returned whatever its host's count.
+    /// Check and creation run in one job on the one state thread, so two first sights on
+    /// the same host cannot both take its last place.
+    pub fn get_or_create_account_within(
+        &self,
+        did: &str,
+        host_id: HostId,
+        account_limit: u64,
+    ) -> Reply<Option<AccountRecord>> {
+        let did = did.to_owned();
+        let shared = Arc::clone(&self.shared);
+        self.call(move |store| {
+            if account_limit > 0 && store.get_account(&did)?.is_none() {
+                let count = store
+                    .get_host_by_id(host_id)?
+                    .map_or(0, |h| h.account_count);
+                if count >= account_limit {
+                    return Ok(None);
+                }
+            }
+            let mut account = store.get_or_create_account(&did, host_id)?;
+            shared.pending().overlay_account(&mut account);
+            Ok(Some(account))
+        })
+    }
+
     /// The host with this hostname, if known (with any newer cursor still in the buffer).
     pub fn load_host(&self, hostname: &str) -> Reply<Option<HostRecord>> {
         let hostname = hostname.to_owned();

@@ -6,13 +6,17 @@
 //! connect target, plaintext policy and `Server`-header loop guard (`target`), and the
 //! disconnect reasons (`error`). The per-host cursor and per-socket seq monotonicity are
 //! decided by the ingest core's verifier, which drives a session through
-//! `session::SessionControl`. *Planned*: rate limits, SSRF checks (host admission).
+//! `session::SessionControl`; per-host event rate limits as sliding windows (`rate`, sans-IO),
+//! which the session waits on before it hands a frame over (backpressure, never a drop).
+//! *Planned*: SSRF checks (host admission).
 //! Must not: assign relay seqs, write the event log, or decode beyond the WebSocket frame.
 
 pub mod backoff;
 #[cfg(feature = "server")]
 pub mod connect;
 pub mod error;
+#[cfg(feature = "server")] // speaks in the state layer's rate type
+pub mod rate;
 pub mod reader;
 #[cfg(feature = "server")]
 pub mod session;

@@ -11,7 +11,8 @@
 //! (names resolve on glommio's blocking pool, see `connect`).
 //! Always checks: everything `reader` checks on each frame (binary only, no fragments,
 //! `FRAME_SIZE_BYTES_MAX`, masking); the plaintext policy and the loop guard before any
-//! frame is read. Does not check: seq order, frame contents, rate limits (not built yet).
+//! frame is read; the host's event rate limits (`upstream::rate`) before each frame is
+//! handed over. Does not check: seq order, frame contents.
 //!
 //! # Public API
 //!
@@ -38,6 +39,15 @@
 //! * The frame buffer: **block**. `ReadError::Backpressure` stops reading; the session
 //!   sleeps `backpressure_retry`, calls `poll_reclaim` and retries the same reservation.
 //!   Neither wait counts as read-idle time.
+//! * The host's rate limits (per second, hour, day; set by the verifier through
+//!   [`SessionControl::set_rate_limits`]): **block**. A frame read while a window is full
+//!   is held until the window admits it, and the socket is not read meanwhile (TCP
+//!   backpressure to the host): nothing is dropped for rate. The pause is checked again
+//!   at least every `UPSTREAM_RATE_RECHECK_MILLIS_MAX` (a raised limit applies within it),
+//!   a stop or disconnect interrupts it (the held frame goes with the connection; the
+//!   cursor never passed it, so the next connection reads it again), and it does not
+//!   count as read-idle time. The windows live in the control, so a reconnect does not
+//!   reset them. Every binary message counts, whatever the verifier later says of it.
 //!
 //! # Control from the verifier
 //!
@@ -52,13 +62,15 @@
 use crate::config::limits::{
     UPSTREAM_BACKPRESSURE_RETRY_MILLIS, UPSTREAM_CLOSE_WRITE_TIMEOUT_MILLIS_MAX,
     UPSTREAM_CONNECT_TIMEOUT_MILLIS_MAX, UPSTREAM_PING_INTERVAL_MILLIS_MAX,
-    UPSTREAM_READ_IDLE_TIMEOUT_MILLIS_MAX,
+    UPSTREAM_RATE_RECHECK_MILLIS_MAX, UPSTREAM_READ_IDLE_TIMEOUT_MILLIS_MAX,
 };
 use crate::frame::ws::{self, Opcode};
 use crate::runtime::frames::{FrameHandle, FrameWriter};
+use crate::state::RateLimits;
 use crate::upstream::backoff::{Backoff, BackoffPolicy, Jitter};
 use crate::upstream::connect::{self, UpstreamStream};
 use crate::upstream::error::SessionError;
+use crate::upstream::rate::HostRateLimiter;
 use crate::upstream::reader::{FrameReader, Incoming, ReadError};
 use crate::upstream::target::{ConnectTarget, HostId, HostTarget, subscribe_path};
 use futures_lite::{AsyncRead, AsyncWriteExt};
@@ -162,6 +174,9 @@ pub struct SessionControl {
     connected: Cell<bool>,
     connection: Cell<u64>,
     last_error: Cell<Option<&'static str>>,
+    /// The host's rate windows; their clock is milliseconds since `epoch`.
+    rate: RefCell<HostRateLimiter>,
+    epoch: Instant,
 }
 
 impl SessionControl {
@@ -174,6 +189,31 @@ impl SessionControl {
             connected: Cell::new(false),
             connection: Cell::new(0),
             last_error: Cell::new(None),
+            rate: RefCell::new(HostRateLimiter::new(RateLimits::default())),
+            epoch: Instant::now(),
+        })
+    }
+
+    /// The host's event rate limits from now on (0 = unlimited); a paused session sees
+    /// them at its next check (within `UPSTREAM_RATE_RECHECK_MILLIS_MAX`).
+    pub fn set_rate_limits(&self, limits: RateLimits) {
+        self.rate.borrow_mut().set_limits(limits);
+    }
+
+    /// The rate limits in force.
+    pub fn rate_limits(&self) -> RateLimits {
+        self.rate.borrow().limits()
+    }
+
+    /// Admit one frame now, or say how long to wait and which window is full.
+    fn admit_frame(&self) -> Result<(), (Duration, &'static str)> {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let admitted = self.rate.borrow_mut().admit(now);
+        admitted.map_err(|(at, window)| {
+            (
+                Duration::from_millis(at.saturating_sub(now)),
+                window.reason(),
+            )
         })
     }
 
@@ -246,6 +286,7 @@ struct SessionMetrics {
     connects: metrics::Counter,
     connected: metrics::Gauge,
     backpressure: metrics::Counter,
+    rate_wait: metrics::Histogram,
 }
 
 impl SessionMetrics {
@@ -256,6 +297,9 @@ impl SessionMetrics {
             connected: metrics::gauge!("relay_upstream_connected_hosts", "shard" => shard.clone()),
             backpressure: metrics::counter!(
                 "relay_upstream_backpressure_waits_total", "shard" => shard.clone()
+            ),
+            rate_wait: metrics::histogram!(
+                "relay_upstream_rate_limit_wait_seconds", "shard" => shard.clone()
             ),
             shard,
         }
@@ -578,8 +622,35 @@ impl Connection<'_> {
         Ok(())
     }
 
-    /// Hand a frame to the verifier; a full channel blocks this session (the policy).
+    /// Hold a read frame until the host's rate windows admit it (block, never drop): the
+    /// socket is not read meanwhile. Waits in slices of `UPSTREAM_RATE_RECHECK_MILLIS_MAX`
+    /// so a limit changed live applies soon; a stop or disconnect ends the wait.
+    async fn wait_for_rate(&mut self) -> Result<(), SessionError> {
+        let control = &self.session.control;
+        while let Err((wait, reason)) = control.admit_frame() {
+            metrics::counter!(
+                "relay_upstream_rate_limit_waits_total",
+                "reason" => reason,
+                "shard" => self.session.metrics.shard.clone()
+            )
+            .increment(1);
+            let slice = wait.min(Duration::from_millis(UPSTREAM_RATE_RECHECK_MILLIS_MAX));
+            let started = Instant::now();
+            self.session.interruptible(Timer::new(slice), false).await?;
+            self.session
+                .metrics
+                .rate_wait
+                .record(started.elapsed().as_secs_f64());
+            // Time spent holding back on our side is not the peer being idle.
+            self.last_rx = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Hand a frame to the verifier once the host's rate limits admit it; a full channel
+    /// blocks this session (the policy).
     async fn deliver(&mut self, frame: FrameHandle) -> Result<(), SessionError> {
+        self.wait_for_rate().await?;
         let item = UpstreamFrame {
             host: self.session.target.host_id,
             connection: self.number,

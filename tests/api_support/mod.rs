@@ -87,6 +87,8 @@ impl Server {
             allow_plaintext: true,
             rejections: Arc::default(),
             consumers: Arc::default(),
+            host_limits: Arc::default(),
+            default_host_limits: true,
         };
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = flume::bounded::<()>(1);
