@@ -6,40 +6,13 @@
 mod common;
 
 use common::serve::{get_json, post};
-use relay::frame::event::{Event, Frame};
 use relay::runtime::serve::start;
 use relay::sim::fleet::{Fleet, FleetConfig, KindMix};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TOKEN: &str = "bootstrap-token";
-
-/// Commits relayed so far per host (by the account's PDS), and whether a (did, rev) came
-/// twice.
-fn commits_by_host(
-    addr: SocketAddr,
-    host_of: &BTreeMap<String, String>,
-) -> (BTreeMap<String, usize>, bool) {
-    let mut counts = BTreeMap::new();
-    let mut seen = BTreeSet::new();
-    let mut twice = false;
-    for bytes in common::serve::replay_all(addr, Duration::from_secs(3)) {
-        if let Event::Commit(commit) = Frame::decode(&bytes).unwrap().event() {
-            *counts.entry(host_of[commit.repo()].clone()).or_insert(0) += 1;
-            twice |= !seen.insert((commit.repo().to_owned(), commit.rev().to_owned()));
-        }
-    }
-    (counts, twice)
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
 
 #[test]
 fn a_bootstrapped_relay_crawls_the_hosts_another_relay_lists() {
@@ -70,12 +43,16 @@ fn a_bootstrapped_relay_crawls_the_hosts_another_relay_lists() {
     args_a.admin_token = Some(TOKEN.to_owned());
     args_a.allow_private_hosts = true;
     let a = start(&args_a).unwrap();
-    wait_until("the source relays every host", || {
-        let (counts, _) = commits_by_host(a.listen, &host_of);
-        hosts
-            .iter()
-            .all(|h| counts.get(h).copied().unwrap_or(0) >= 3)
-    });
+    common::serve::wait_until(
+        "the source relays every host",
+        Duration::from_secs(60),
+        || {
+            let (counts, _) = common::serve::commits_by_host(a.listen, &host_of);
+            hosts
+                .iter()
+                .all(|h| counts.get(h).copied().unwrap_or(0) >= 3)
+        },
+    );
     let banned = &hosts[2];
     let answer = post(
         a.listen,
@@ -104,18 +81,20 @@ fn a_bootstrapped_relay_crawls_the_hosts_another_relay_lists() {
         "imported all but the host banned at the source"
     );
     let count = |relay: SocketAddr, host: &str| {
-        commits_by_host(relay, &host_of)
+        common::serve::commits_by_host(relay, &host_of)
             .0
             .get(host)
             .copied()
             .unwrap_or(0)
     };
-    wait_until("the bootstrapped relay crawls the imported hosts", || {
-        count(b.listen, &hosts[0]) >= 3 && count(b.listen, &hosts[1]) >= 3
-    });
+    common::serve::wait_until(
+        "the bootstrapped relay crawls the imported hosts",
+        Duration::from_secs(60),
+        || count(b.listen, &hosts[0]) >= 3 && count(b.listen, &hosts[1]) >= 3,
+    );
     assert_eq!(count(b.listen, banned), 0, "the banned host is not crawled");
 
-    let (_, twice) = commits_by_host(b.listen, &host_of);
+    let (_, twice) = common::serve::commits_by_host(b.listen, &host_of);
     assert!(!twice, "nothing relayed twice");
     println!(
         "suite serve bootstrap: 2 of 3 listed hosts imported (1 banned at the source) and crawled"

@@ -12,17 +12,9 @@ use relay::runtime::serve::start;
 use relay::sim::fleet::{Fleet, FleetConfig, KindMix};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TOKEN: &str = "collections-token";
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
 
 /// collection → DIDs with create or update ops in it, from every replayed commit.
 fn expected_index(addr: SocketAddr) -> BTreeMap<String, BTreeSet<String>> {
@@ -140,16 +132,24 @@ fn the_index_follows_the_stream_and_a_second_relay_backfills_it() {
     let a = start(&args).unwrap();
 
     let mut expected = BTreeMap::new();
-    wait_until("every simulated commit relayed", || {
-        expected = expected_index(a.listen);
-        let total: usize = expected.values().map(BTreeSet::len).sum();
-        total > 0 && expected == expected_index(a.listen)
-    });
-    wait_until("the index caught up with the stream", || {
-        expected
-            .iter()
-            .all(|(c, dids)| listed(a.listen, c, 2000) == dids.iter().cloned().collect::<Vec<_>>())
-    });
+    common::serve::wait_until(
+        "every simulated commit relayed",
+        Duration::from_secs(60),
+        || {
+            expected = expected_index(a.listen);
+            let total: usize = expected.values().map(BTreeSet::len).sum();
+            total > 0 && expected == expected_index(a.listen)
+        },
+    );
+    common::serve::wait_until(
+        "the index caught up with the stream",
+        Duration::from_secs(60),
+        || {
+            expected.iter().all(|(c, dids)| {
+                listed(a.listen, c, 2000) == dids.iter().cloned().collect::<Vec<_>>()
+            })
+        },
+    );
     for (collection, dids) in &expected {
         let walked = listed(a.listen, collection, 1);
         assert_eq!(
@@ -182,7 +182,7 @@ fn the_index_follows_the_stream_and_a_second_relay_backfills_it() {
         answer.contains(&format!("\"queued\":{}", collections.len())),
         "{answer}"
     );
-    wait_until("every backfill job done", || {
+    common::serve::wait_until("every backfill job done", Duration::from_secs(60), || {
         let (status, body) = get_json(b.listen, "/admin/collections/backfill", Some(TOKEN));
         assert_eq!(status, 200, "{body}");
         let jobs = body["jobs"].as_array().unwrap();

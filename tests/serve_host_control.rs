@@ -5,41 +5,12 @@
 
 mod common;
 
-use relay::frame::event::{Event, Frame};
 use relay::runtime::serve::start;
 use relay::sim::fleet::{Fleet, FleetConfig, KindMix};
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 const TOKEN: &str = "host-control-token";
-
-/// Commits relayed so far, per host (by the account's PDS), and whether any (did, rev)
-/// came twice.
-fn commits_by_host(
-    addr: std::net::SocketAddr,
-    host_of: &BTreeMap<String, String>,
-) -> (BTreeMap<String, usize>, bool) {
-    let mut counts = BTreeMap::new();
-    let mut seen = BTreeSet::new();
-    let mut twice = false;
-    for bytes in common::serve::replay_all(addr, Duration::from_secs(3)) {
-        let frame = Frame::decode(&bytes).unwrap();
-        if let Event::Commit(commit) = frame.event() {
-            let host = host_of[commit.repo()].clone();
-            *counts.entry(host).or_insert(0) += 1;
-            twice |= !seen.insert((commit.repo().to_owned(), commit.rev().to_owned()));
-        }
-    }
-    (counts, twice)
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
 
 #[test]
 fn a_ban_stops_a_live_host_and_an_unban_resumes_it() {
@@ -71,13 +42,13 @@ fn a_ban_stops_a_live_host_and_an_unban_resumes_it() {
     let hosts = fleet.hostnames();
     let (banned, other) = (hosts[0].clone(), hosts[1].clone());
     let count = |host: &str| {
-        commits_by_host(relay.listen, &host_of)
+        common::serve::commits_by_host(relay.listen, &host_of)
             .0
             .get(host)
             .copied()
             .unwrap_or(0)
     };
-    wait_until("both hosts relayed", || {
+    common::serve::wait_until("both hosts relayed", Duration::from_secs(60), || {
         count(&banned) >= 5 && count(&other) >= 5
     });
 
@@ -110,10 +81,12 @@ fn a_ban_stops_a_live_host_and_an_unban_resumes_it() {
         answer.starts_with("HTTP/1.1 200"),
         "unban accepted: {answer}"
     );
-    wait_until("the unbanned host relayed again", || {
-        count(&banned) > at_ban
-    });
-    let (_, twice) = commits_by_host(relay.listen, &host_of);
+    common::serve::wait_until(
+        "the unbanned host relayed again",
+        Duration::from_secs(60),
+        || count(&banned) > at_ban,
+    );
+    let (_, twice) = common::serve::commits_by_host(relay.listen, &host_of);
     assert!(!twice, "no commit relayed twice across the ban");
     println!(
         "suite serve host control: ban held {at_ban} commits of {banned} for 4 s while {other} flowed; unban resumed it"

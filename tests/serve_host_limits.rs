@@ -122,14 +122,6 @@ fn counter(metrics: std::net::SocketAddr, name: &str, reason: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn rate_limits_slow_a_host_without_loss_and_account_limits_refuse_new_accounts() {
     let fleet = Fleet::start(FleetConfig {
@@ -199,7 +191,7 @@ fn rate_limits_slow_a_host_without_loss_and_account_limits_refuse_new_accounts()
 
     // While the fleet emits: the account-limited host relays exactly its first accounts
     // and the refusals are counted; then lifting the limit live lets the others in.
-    wait_until(
+    common::serve::wait_until(
         "the limited host's refusals",
         Duration::from_secs(10),
         || {
@@ -218,7 +210,7 @@ fn rate_limits_slow_a_host_without_loss_and_account_limits_refuse_new_accounts()
         relay.listen,
         &format!("{{\"hostname\":\"{limited}\",\"accountLimit\":0}}"),
     );
-    wait_until(
+    common::serve::wait_until(
         "the refused accounts flow after the lift",
         Duration::from_secs(15),
         || dids_of(&seen, &limited).len() == 4,
@@ -232,7 +224,7 @@ fn rate_limits_slow_a_host_without_loss_and_account_limits_refuse_new_accounts()
         let refused: u64 = rejections(relay.metrics_listen).values().sum();
         seen.lock().unwrap().len() as u64 + refused
     };
-    wait_until(
+    common::serve::wait_until(
         "every event relayed or refused",
         Duration::from_secs(30),
         || accounted() >= EVENTS,

@@ -127,3 +127,31 @@ pub fn replay_all(addr: SocketAddr, within: std::time::Duration) -> Vec<Vec<u8>>
     }
     frames
 }
+
+/// Poll `done` every 250 ms until it holds; fail the test after `within`.
+pub fn wait_until(what: &str, within: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+/// Commits the relay replays from cursor 0, per host (by the account's PDS in `host_of`),
+/// and whether any (did, rev) came twice.
+pub fn commits_by_host(
+    addr: SocketAddr,
+    host_of: &BTreeMap<String, String>,
+) -> (BTreeMap<String, usize>, bool) {
+    use relay::frame::event::{Event, Frame};
+    let mut counts = BTreeMap::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut twice = false;
+    for bytes in replay_all(addr, std::time::Duration::from_secs(3)) {
+        if let Event::Commit(commit) = Frame::decode(&bytes).unwrap().event() {
+            *counts.entry(host_of[commit.repo()].clone()).or_insert(0) += 1;
+            twice |= !seen.insert((commit.repo().to_owned(), commit.rev().to_owned()));
+        }
+    }
+    (counts, twice)
+}
