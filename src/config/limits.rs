@@ -777,6 +777,15 @@ pub const EVENTLOG_RETENTION_INTERVAL_SECS: u64 = 60;
 /// Wait before asking the identity resolver again after it refused a lookup because its
 /// queue was full, in milliseconds.
 pub const INGEST_IDENTITY_RETRY_MILLIS: u64 = 50;
+
+/// Lookups of one DID that failed on the network (connect, time-out, HTTP, a 5xx or 429
+/// answer) before its parked frames are dropped as `identity_unresolved`: a PLC directory
+/// slow under a cold start's burst of lookups must cost waiting, not valid events.
+pub const INGEST_IDENTITY_TRANSIENT_ATTEMPTS_MAX: u32 = 4;
+
+/// Wait before the first retry of a transiently failed lookup, in milliseconds; doubled
+/// for each further one (250, 500, 1,000 ms: under two seconds in all).
+pub const INGEST_IDENTITY_TRANSIENT_BACKOFF_MILLIS: u64 = 250;
 // ---- bench ----
 
 /// Most checking consumers one `relay bench` run starts (the `fanout` scenario asks for

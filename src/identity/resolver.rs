@@ -84,6 +84,18 @@ impl ResolveError {
     }
 }
 
+impl ResolveError {
+    /// Failures of the network or an overloaded server, worth asking again soon: the DID
+    /// may resolve fine a moment later.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ResolveError::Connect(_) | ResolveError::Timeout | ResolveError::Http(_) => true,
+            ResolveError::Status(code) => *code == 429 || *code >= 500,
+            _ => false,
+        }
+    }
+}
+
 impl fmt::Display for ResolveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -187,6 +199,33 @@ impl Resolver {
             200 => DidDocument::parse(did, &response.body).map_err(ResolveError::Document),
             404 | 410 => Err(ResolveError::NotFound),
             status => Err(ResolveError::Status(status)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_failures_are_transient_and_answers_about_the_did_are_not() {
+        for transient in [
+            ResolveError::Timeout,
+            ResolveError::Connect("connect_refused"),
+            ResolveError::Http("http_io"),
+            ResolveError::Status(503),
+            ResolveError::Status(429),
+        ] {
+            assert!(transient.is_transient(), "{transient}");
+        }
+        for lasting in [
+            ResolveError::NotFound,
+            ResolveError::Status(400),
+            ResolveError::UnsupportedDid,
+            ResolveError::HttpNotAllowed,
+            ResolveError::Overloaded,
+        ] {
+            assert!(!lasting.is_transient(), "{lasting}");
         }
     }
 }

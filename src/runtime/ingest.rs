@@ -47,6 +47,7 @@
 
 use crate::config::limits::{
     INGEST_ACCOUNTS_MAX, INGEST_IDENTITY_REFRESH_SECS_MIN, INGEST_IDENTITY_RETRY_MILLIS,
+    INGEST_IDENTITY_TRANSIENT_ATTEMPTS_MAX, INGEST_IDENTITY_TRANSIENT_BACKOFF_MILLIS,
     INGEST_PARKED_BYTES_MAX, INGEST_PARKED_FRAMES_PER_ACCOUNT_MAX,
 };
 use crate::eventlog::AccountKey;
@@ -1328,21 +1329,36 @@ fn newest(a: Option<AccountState>, b: Option<AccountState>) -> Option<AccountSta
 
 /// Await a lookup; when the resolver's queue was full (`overloaded`), ask again after
 /// `INGEST_IDENTITY_RETRY_MILLIS` instead of dropping the account's frames: a cold start
-/// asks for many identities at once, and waiting here is the backpressure.
+/// asks for many identities at once, and waiting here is the backpressure. A network
+/// failure (`ResolveError::is_transient`) is asked again with a doubling wait, up to
+/// `INGEST_IDENTITY_TRANSIENT_ATTEMPTS_MAX` lookups in all (counted in
+/// `relay_ingest_identity_retries_total{reason}`); only then are the frames dropped.
 async fn resolve_retrying(
     identity: IdentityService,
     did: String,
     first: crate::identity::service::ResolveFuture,
 ) -> Result<Arc<Resolved>, &'static str> {
     let mut lookup = first;
+    let mut transient_failures = 0;
     loop {
-        match lookup.await {
+        let wait = match lookup.await {
             Err(crate::identity::resolver::ResolveError::Overloaded) => {
-                glommio::timer::sleep(Duration::from_millis(INGEST_IDENTITY_RETRY_MILLIS)).await;
-                lookup = identity.resolve(&did);
+                INGEST_IDENTITY_RETRY_MILLIS
+            }
+            Err(e)
+                if e.is_transient()
+                    && transient_failures + 1 < INGEST_IDENTITY_TRANSIENT_ATTEMPTS_MAX =>
+            {
+                metrics::counter!("relay_ingest_identity_retries_total", "reason" => e.reason())
+                    .increment(1);
+                let wait = INGEST_IDENTITY_TRANSIENT_BACKOFF_MILLIS << transient_failures;
+                transient_failures += 1;
+                wait
             }
             other => return other.map_err(|e| e.reason()),
-        }
+        };
+        glommio::timer::sleep(Duration::from_millis(wait)).await;
+        lookup = identity.resolve(&did);
     }
 }
 
