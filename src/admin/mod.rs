@@ -16,7 +16,7 @@
 //!
 //! | route | body / query | effect |
 //! |---|---|---|
-//! | `GET /admin/hosts` | `?cursor=&limit=` (1..=1000, default 200) | hosts with counters and limits |
+//! | `GET /admin/hosts` | `?cursor=&limit=` (1..=1000, default 200) | hosts with counters and limits; `seqRegression` on a host whose seq went back (`runtime::seq_alerts`) |
 //! | `POST /admin/hosts/ban` | `{hostname}` | host status `banned` (stored first if unknown); [`AdminEvent::HostBanned`] |
 //! | `POST /admin/hosts/unban` | `{hostname}` | status `active`; [`AdminEvent::HostUnbanned`] |
 //! | `POST /admin/hosts/changeLimits` | `{hostname, accountLimit?, perSecond?, perHour?, perDay?}` | stored; [`AdminEvent::HostLimitsChanged`] |
@@ -57,6 +57,7 @@ use crate::config::limits::{
 };
 use crate::fanout::ConsumerSnapshot;
 use crate::runtime::rejections::{RejectionEntry, RejectionFilter};
+use crate::runtime::seq_alerts::SeqRegression;
 use crate::sim::account::rfc3339_micros;
 use crate::state::{HostId, HostRecord, HostStatus, LocalStatus, RateLimits, Uid};
 use crate::syntax::{Did, Handle};
@@ -240,8 +241,12 @@ fn hostname_field(map: &serde_json::Map<String, serde_json::Value>) -> Result<St
     crate::api::xrpc::crawl_parse_any(text)
 }
 
-fn admin_host_json(host: &HostRecord) -> serde_json::Value {
-    serde_json::json!({
+/// What `GET /admin/hosts` tells the operator of a host whose seq went back.
+const SEQ_REGRESSION_ACTION: &str = "the host's seq went back below the relay's cursor and its \
+    frames are refused: if the PDS was wiped or restored, POST /admin/hosts/resetCursor";
+
+fn admin_host_json(host: &HostRecord, regression: Option<&SeqRegression>) -> serde_json::Value {
+    let mut out = serde_json::json!({
         "id": host.id,
         "hostname": host.hostname,
         "status": host.status.as_str(),
@@ -254,7 +259,19 @@ fn admin_host_json(host: &HostRecord) -> serde_json::Value {
         "failures": host.failures,
         "firstSeenMs": host.first_seen_ms,
         "lastConnectedMs": host.last_connected_ms,
-    })
+    });
+    if let Some(regression) = regression {
+        let mut flag = serde_json::json!({
+            "cursor": regression.cursor,
+            "time": rfc3339_micros(regression.time_micros),
+            "action": SEQ_REGRESSION_ACTION,
+        });
+        if let Some(seq) = regression.seq {
+            flag["seq"] = seq.into();
+        }
+        out["seqRegression"] = flag;
+    }
+    out
 }
 
 async fn list_hosts(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
@@ -265,8 +282,13 @@ async fn list_hosts(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
         .state()
         .call(move |store| store.list_hosts(after, limit))
         .await?;
+    let ids: Vec<u64> = hosts.iter().map(|h| h.id).collect();
+    let flags = ctx.shared().seq_alerts.of(&ids).await;
     let mut out = serde_json::json!({
-        "hosts": hosts.iter().map(admin_host_json).collect::<Vec<_>>(),
+        "hosts": hosts
+            .iter()
+            .map(|h| admin_host_json(h, flags.get(&h.id)))
+            .collect::<Vec<_>>(),
     });
     if let Some(cursor) = next_cursor(hosts.len(), limit, hosts.last().map(|h| h.id)) {
         out["cursor"] = cursor.into();
@@ -370,6 +392,8 @@ async fn reset_cursor(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
         })
         .await?
         .ok_or(ApiError::HostNotFound)?;
+    // The shard clears it too when it applies the reset (after frames still queued).
+    ctx.shared().seq_alerts.clear(host_id).await;
     notify(&ctx, AdminEvent::HostCursorReset { host_id })
 }
 

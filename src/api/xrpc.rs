@@ -101,6 +101,9 @@ pub struct ApiShared {
     /// Every fan-out core's consumers, read by `GET /admin/consumers` (each core's hub
     /// registers its view when it starts).
     pub consumers: Arc<crate::fanout::ConsumerRegistry>,
+    /// Hosts whose upstream seq went back below the relay's cursor, flagged in
+    /// `GET /admin/hosts` until `resetCursor` (an empty map flags nothing).
+    pub seq_alerts: Arc<crate::runtime::seq_alerts::SeqAlerts>,
 }
 
 /// One core's view of the API: the shared parts plus this core's counters.

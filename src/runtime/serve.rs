@@ -26,6 +26,7 @@ use crate::runtime::notify::Notify;
 use crate::runtime::placement::{self, CoreRoles};
 use crate::runtime::rejections::{RejectionLog, ShardRejections};
 use crate::runtime::resume::{TailStates, account_states_from_tail};
+use crate::runtime::seq_alerts::SeqAlerts;
 use crate::sequencer::Sequencer;
 use crate::sequencer::stage::{Admitted, Published, SequencerStage};
 use crate::state::{LocalStatus, StateConfig, StateService};
@@ -184,6 +185,8 @@ struct SharedParts {
     tail: Arc<TailStates>,
     /// Every ingest shard's rejection ring (each shard records into its own).
     rejections: Arc<RejectionLog>,
+    /// Hosts whose seq went back, flagged by the shards for `GET /admin/hosts`.
+    seq_alerts: Arc<SeqAlerts>,
 }
 
 /// An upstream host as its shard starts it.
@@ -257,6 +260,7 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
     let (crawl_tx, crawl_rx) = crate::api::xrpc::crawl_channel();
     let (admin_tx, admin_rx) = crate::admin::admin_channel();
     let rejections = Arc::new(RejectionLog::new(shards));
+    let seq_alerts = Arc::new(SeqAlerts::default());
     let api = ApiShared {
         state: Arc::clone(&state),
         admin_token: args.admin_token.clone(),
@@ -269,6 +273,7 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         allow_plaintext: args.allow_plaintext,
         rejections: Arc::clone(&rejections),
         consumers: Arc::default(),
+        seq_alerts: Arc::clone(&seq_alerts),
     };
     let mut shard_crawls = Vec::new();
     let mut shard_crawl_senders = Vec::new();
@@ -304,6 +309,7 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         state: Arc::clone(&state),
         tail: Arc::new(tail),
         rejections,
+        seq_alerts,
     };
 
     // One std listener, cloned per fan-out core: the kernel spreads connections over
@@ -652,6 +658,7 @@ async fn run_ingest(
             state: Arc::clone(&parts.state),
             tail: Arc::clone(&parts.tail),
             rejections,
+            seq_alerts: Arc::clone(&parts.seq_alerts),
         },
         resolved_tx,
         ring,

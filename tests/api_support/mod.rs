@@ -87,6 +87,7 @@ impl Server {
             allow_plaintext: true,
             rejections: Arc::default(),
             consumers: Arc::default(),
+            seq_alerts: Arc::default(),
         };
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = flume::bounded::<()>(1);
