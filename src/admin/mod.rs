@@ -4,7 +4,7 @@
 //! changes the data plane must apply after the store has recorded them.
 //! Must not: touch sessions, the event log or the sequencer itself (the serve wiring
 //! receives [`AdminEvent`]s and applies them), or block the executor (store calls go
-//! through `StateService` futures; the two live views below are read without waiting on
+//! through `StateService` futures; the three live views below are read without waiting on
 //! their mutexes).
 //!
 //! Auth: `Authorization: Bearer <token>`; a missing or wrong token is 401
@@ -29,7 +29,7 @@
 //! | `GET /admin/rejections` | `?host=` or `?did=` (exactly one), `&limit=` (1..=`ADMIN_REJECTIONS_LIST_ENTRIES_MAX`, default `ADMIN_REJECTIONS_LIST_ENTRIES_DEFAULT`) | the latest rejections of that host or account, newest first |
 //! | `GET /admin/consumers` | — | every connected `subscribeRepos` consumer of every fan-out core |
 //!
-//! The two live views. Rejections come from the ingest shards' rings
+//! The live views. Rejections come from the ingest shards' rings
 //! (`runtime::rejections`): each keeps its last `INGEST_REJECTION_LOG_ENTRIES_PER_SHARD_MAX`
 //! refusals, so a listing covers that recent past only, and may miss an entry recorded
 //! while a reader held its ring (counted, `relay_verify_rejection_log_dropped_total`).
@@ -40,7 +40,10 @@
 //! from `fanout::ConsumerRegistry` (live counters, no staleness beyond the read):
 //! `{"consumers": [{shard, remote, connectedAt, cursor?, sentSeq?, lagFrames, state
 //! ("replaying" | "live"), framesSent, bytesSent}]}`, by core; `shard` is the fan-out
-//! core's executor index, as in the `fanout` metrics.
+//! core's executor index, as in the `fanout` metrics. `GET /admin/hosts` adds to each host
+//! the shards' seq-regression flag (`runtime::seq_alerts`), if it has one:
+//! `seqRegression: {cursor, seq?, time, action}` — its seq went back below the relay's
+//! cursor and its frames are refused until `resetCursor` (which clears the flag).
 //!
 //! Replies: `200 {}` (or the listing); unknown host or DID 400 `HostNotFound` /
 //! `RepoNotFound`; bad body 400 `InvalidRequest`. If the event queue is full the change
