@@ -548,11 +548,24 @@ impl IngestShard {
             Event::Info(info) => {
                 metrics::counter!("relay_ingest_upstream_info_total", "shard" => self.shard_label.clone())
                     .increment(1);
-                log::info!(
-                    "upstream host {} says #info {}",
-                    upstream.host.0,
-                    info.name()
-                );
+                if info.name() == "OutdatedCursor" {
+                    // Sent once, at the connection's start: events between our cursor and
+                    // the host's oldest are gone (a relay down too long, or a PDS restored
+                    // with a new sequence that already passed our cursor).
+                    log::warn!(
+                        "upstream host {}: #info OutdatedCursor: events after the relay's \
+                         cursor {} are missing upstream; if the PDS was wiped or restored, \
+                         see POST /admin/hosts/resetCursor",
+                        upstream.host.0,
+                        self.hosts.get(&upstream.host).map_or(0, |h| h.floor),
+                    );
+                } else {
+                    log::info!(
+                        "upstream host {} says #info {}",
+                        upstream.host.0,
+                        info.name()
+                    );
+                }
                 return Routed::Done(None);
             }
             Event::Error(error) => {
