@@ -1,7 +1,10 @@
 //! A PDS whose sequence restarts (a wiped and restored PDS), end to end through a running
 //! relay: without an operator the relay refuses the host's frames at or below its cursor
 //! (`upstream_seq_not_increasing`), counts the regression, flags the host in
-//! `GET /admin/hosts` and keeps its stored cursor, while the other host flows on; after
+//! `GET /admin/hosts` and keeps its stored cursor, while the other host flows on — on the
+//! connection that saw the restart and on a new one (resubscribed from the stored cursor,
+//! answered `FutureCursor`, then live: the check is across connections, not per
+//! connection only, or the relay would follow the new sequence there silently); after
 //! `POST /admin/hosts/resetCursor` the host's new sequence flows from its start, with
 //! nothing relayed twice and nothing valid of the other host lost.
 
@@ -225,6 +228,7 @@ fn a_restarted_sequence_is_refused_until_the_operator_resets_the_cursor() {
     // A new connection (a ban and an unban subscribe the host again from its stored
     // cursor): the cursor is in the host's future (`FutureCursor`), a regression counted
     // again on that connection; still nothing of the new sequence is followed.
+    let connects = counter(metrics, "relay_upstream_connects_total", "");
     for route in ["ban", "unban"] {
         let answer = common::serve::post(
             relay.listen,
@@ -251,6 +255,48 @@ fn a_restarted_sequence_is_refused_until_the_operator_resets_the_cursor() {
             .is_some()
     );
 
+    // That connection goes on live (from the host's head): an event the host emits now
+    // has a seq of the new sequence, below the cursor, and is refused on this connection
+    // too (a check per connection only would follow the new sequence here, silently).
+    wait_until("the live reconnection", || {
+        counter(metrics, "relay_upstream_connects_total", "") >= connects + 2
+    });
+    // The host registers the subscription right after the upgrade the relay counted.
+    std::thread::sleep(Duration::from_millis(500));
+    let rotated = fleet
+        .accounts()
+        .into_iter()
+        .find(|a| a.host == wiped)
+        .unwrap()
+        .did;
+    fleet.rotate_key(&rotated).unwrap();
+    wait_until("the live event refused", || {
+        counter(
+            metrics,
+            "relay_verify_rejections_total",
+            "upstream_seq_not_increasing",
+        ) > refused
+    });
+    let refused = counter(
+        metrics,
+        "relay_verify_rejections_total",
+        "upstream_seq_not_increasing",
+    );
+    assert_eq!(
+        counter(metrics, "relay_upstream_seq_regressions_total", ""),
+        regressions + 1,
+        "counted once more, for the live connection"
+    );
+    let regressions = regressions + 1;
+    assert_eq!(
+        public_seqs(relay.listen, &wiped),
+        (SIM_SEQ_RESET_EVENTS_MAX, SIM_SEQ_RESET_EVENTS_MAX),
+        "the live connection keeps the stored cursor"
+    );
+    // The host's new sequence now ends with that `#identity`.
+    let restarted_seq = restarted + 1;
+    assert_eq!(host_seqs(&wiped).len() as u64, restarted_seq);
+
     // The operator resets the cursor: the new sequence flows from its start.
     let answer = common::serve::post(
         relay.listen,
@@ -266,7 +312,7 @@ fn a_restarted_sequence_is_refused_until_the_operator_resets_the_cursor() {
         count(relay.listen, &wiped) == SIM_SEQ_RESET_EVENTS_MAX + restarted
     });
     wait_until("the new cursor stored", || {
-        public_seqs(relay.listen, &wiped) == (restarted, restarted)
+        public_seqs(relay.listen, &wiped) == (restarted_seq, restarted_seq)
     });
     let (counts, twice) = commits_by_host(relay.listen, &host_of);
     assert!(!twice, "no commit relayed twice across the reset");
@@ -287,7 +333,7 @@ fn a_restarted_sequence_is_refused_until_the_operator_resets_the_cursor() {
     );
     println!(
         "suite serve cursor reset: {refused} frames of the restarted sequence refused ({regressions} regressions), \
-         then {restarted} relayed after resetCursor; {other_total} of the other host"
+         then its {restarted} commits relayed after resetCursor; {other_total} of the other host"
     );
     relay.stop();
     fleet.stop();
