@@ -4,7 +4,7 @@
 //! changes the data plane must apply after the store has recorded them.
 //! Must not: touch sessions, the event log or the sequencer itself (the serve wiring
 //! receives [`AdminEvent`]s and applies them), or block the executor (store calls go
-//! through `StateService` futures; the two live views below are read without waiting on
+//! through `StateService` futures; the three live views below are read without waiting on
 //! their mutexes).
 //!
 //! Auth: `Authorization: Bearer <token>`; a missing or wrong token is 401
@@ -16,7 +16,7 @@
 //!
 //! | route | body / query | effect |
 //! |---|---|---|
-//! | `GET /admin/hosts` | `?cursor=&limit=` (1..=1000, default 200) | hosts with counters, stored limit settings and the limits in force (`effective`: default, grown or operator) |
+//! | `GET /admin/hosts` | `?cursor=&limit=` (1..=1000, default 200) | hosts with counters, stored limit settings and the limits in force (`effective`: default, grown or operator); `seqRegression` on a host whose seq went back (`runtime::seq_alerts`) |
 //! | `POST /admin/hosts/ban` | `{hostname}` | host status `banned` (stored first if unknown); [`AdminEvent::HostBanned`] |
 //! | `POST /admin/hosts/unban` | `{hostname}` | status `active`; [`AdminEvent::HostUnbanned`] |
 //! | `POST /admin/hosts/changeLimits` | `{hostname, accountLimit?, perSecond?, perHour?, perDay?}`: a number sets the limit (`0` = unlimited), `null` returns it to the relay's default, absent keeps it | stored; [`AdminEvent::HostLimitsChanged`]: the host's shard applies it live |
@@ -29,7 +29,7 @@
 //! | `GET /admin/rejections` | `?host=` or `?did=` (exactly one), `&limit=` (1..=`ADMIN_REJECTIONS_LIST_ENTRIES_MAX`, default `ADMIN_REJECTIONS_LIST_ENTRIES_DEFAULT`) | the latest rejections of that host or account, newest first |
 //! | `GET /admin/consumers` | — | every connected `subscribeRepos` consumer of every fan-out core |
 //!
-//! The two live views. Rejections come from the ingest shards' rings
+//! The live views. Rejections come from the ingest shards' rings
 //! (`runtime::rejections`): each keeps its last `INGEST_REJECTION_LOG_ENTRIES_PER_SHARD_MAX`
 //! refusals, so a listing covers that recent past only, and may miss an entry recorded
 //! while a reader held its ring (counted, `relay_verify_rejection_log_dropped_total`).
@@ -40,7 +40,10 @@
 //! from `fanout::ConsumerRegistry` (live counters, no staleness beyond the read):
 //! `{"consumers": [{shard, remote, connectedAt, cursor?, sentSeq?, lagFrames, state
 //! ("replaying" | "live"), framesSent, bytesSent}]}`, by core; `shard` is the fan-out
-//! core's executor index, as in the `fanout` metrics.
+//! core's executor index, as in the `fanout` metrics. `GET /admin/hosts` adds to each host
+//! the shards' seq-regression flag (`runtime::seq_alerts`), if it has one:
+//! `seqRegression: {cursor, seq?, time, action}` — its seq went back below the relay's
+//! cursor and its frames are refused until `resetCursor` (which clears the flag).
 //!
 //! Replies: `200 {}` (or the listing); unknown host or DID 400 `HostNotFound` /
 //! `RepoNotFound`; bad body 400 `InvalidRequest`. If the event queue is full the change
@@ -57,6 +60,7 @@ use crate::config::limits::{
 };
 use crate::fanout::ConsumerSnapshot;
 use crate::runtime::rejections::{RejectionEntry, RejectionFilter};
+use crate::runtime::seq_alerts::SeqRegression;
 use crate::sim::account::rfc3339_micros;
 use crate::state::{HostId, HostRecord, HostStatus, LocalStatus, RateLimits, Uid};
 use crate::syntax::{Did, Handle};
@@ -271,13 +275,18 @@ fn hostname_field(map: &serde_json::Map<String, serde_json::Value>) -> Result<St
     crate::api::xrpc::crawl_parse_any(text)
 }
 
+/// What `GET /admin/hosts` tells the operator of a host whose seq went back.
+const SEQ_REGRESSION_ACTION: &str = "the host's seq went back below the relay's cursor and its \
+    frames are refused: if the PDS was wiped or restored, POST /admin/hosts/resetCursor";
+
 fn admin_host_json(
     host: &HostRecord,
     board: &HostLimitsBoard,
     defaults: bool,
+    regression: Option<&SeqRegression>,
 ) -> serde_json::Value {
     let effective = effective_limits(host, board, defaults);
-    serde_json::json!({
+    let mut out = serde_json::json!({
         "id": host.id,
         "hostname": host.hostname,
         "status": host.status.as_str(),
@@ -298,7 +307,19 @@ fn admin_host_json(
         "failures": host.failures,
         "firstSeenMs": host.first_seen_ms,
         "lastConnectedMs": host.last_connected_ms,
-    })
+    });
+    if let Some(regression) = regression {
+        let mut flag = serde_json::json!({
+            "cursor": regression.cursor,
+            "time": rfc3339_micros(regression.time_micros),
+            "action": SEQ_REGRESSION_ACTION,
+        });
+        if let Some(seq) = regression.seq {
+            flag["seq"] = seq.into();
+        }
+        out["seqRegression"] = flag;
+    }
+    out
 }
 
 async fn list_hosts(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
@@ -310,8 +331,13 @@ async fn list_hosts(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
         .call(move |store| store.list_hosts(after, limit))
         .await?;
     let (board, defaults) = (&ctx.shared().host_limits, ctx.shared().default_host_limits);
+    let ids: Vec<u64> = hosts.iter().map(|h| h.id).collect();
+    let flags = ctx.shared().seq_alerts.of(&ids).await;
     let mut out = serde_json::json!({
-        "hosts": hosts.iter().map(|h| admin_host_json(h, board, defaults)).collect::<Vec<_>>(),
+        "hosts": hosts
+            .iter()
+            .map(|h| admin_host_json(h, board, defaults, flags.get(&h.id)))
+            .collect::<Vec<_>>(),
     });
     if let Some(cursor) = next_cursor(hosts.len(), limit, hosts.last().map(|h| h.id)) {
         out["cursor"] = cursor.into();
@@ -416,6 +442,8 @@ async fn reset_cursor(ctx: Rc<ApiContext>, request: Request) -> ApiResult {
         })
         .await?
         .ok_or(ApiError::HostNotFound)?;
+    // The shard clears it too when it applies the reset (after frames still queued).
+    ctx.shared().seq_alerts.clear(host_id).await;
     notify(&ctx, AdminEvent::HostCursorReset { host_id })
 }
 

@@ -105,6 +105,9 @@ pub struct ApiShared {
     pub host_limits: Arc<crate::verify::limits::HostLimitsBoard>,
     /// Whether the relay's default host limits apply (false: `--no-default-host-limits`).
     pub default_host_limits: bool,
+    /// Hosts whose upstream seq went back below the relay's cursor, flagged in
+    /// `GET /admin/hosts` until `resetCursor` (an empty map flags nothing).
+    pub seq_alerts: Arc<crate::runtime::seq_alerts::SeqAlerts>,
 }
 
 /// One core's view of the API: the shared parts plus this core's counters.

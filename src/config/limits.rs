@@ -266,6 +266,13 @@ pub const INGEST_UPSTREAM_QUEUE_FRAMES_MAX: usize = 1024;
 /// rates the sim's hostile fleet produces (tens per second).
 pub const INGEST_REJECTION_LOG_ENTRIES_PER_SHARD_MAX: usize = 4_096;
 
+/// Hosts whose upstream seq went back below the relay's cursor that `GET /admin/hosts`
+/// can flag at once (`runtime::seq_alerts`). A regression past the bound is still counted
+/// (`relay_upstream_seq_regressions_total`) and logged, only not flagged in the listing;
+/// 10,000 entries of a few dozen bytes is well under a megabyte, and more hosts than that
+/// wiped at once is an incident the counter already shows.
+pub const INGEST_SEQ_REGRESSION_HOSTS_MAX: usize = 10_000;
+
 /// Longest DID a rejection-log entry keeps, in bytes; a longer one is recorded without
 /// its DID (counted, `did_too_long`). Real DIDs are far shorter (did:plc is 32 bytes, a
 /// did:web is a hostname), while the syntax allows `DID_LENGTH_BYTES_MAX`: this keeps a

@@ -30,9 +30,14 @@
 //!   held by an admin reader → the entry is **dropped**, counted
 //!   (`relay_verify_rejection_log_dropped_total{reason="contended"}`).
 //!
-//! Checks: per-connection upstream seq strictly increasing, host authority (the account's
-//! DID document names this host as its PDS), the relay's and the host's account status,
-//! each host's account limit, and everything `verify::rules` checks.
+//! Checks: upstream seq strictly increasing per connection and above the relay's cursor
+//! for the host across connections (a seq that goes back — a wiped or restored PDS, or a
+//! replay — is refused, counted once per connection in
+//! `relay_upstream_seq_regressions_total`, logged once per connection and flagged for
+//! `GET /admin/hosts` through `runtime::seq_alerts` until an operator resets the cursor;
+//! never followed by itself), host authority (the account's DID document names this host
+//! as its PDS), the relay's and the host's account status, each host's account limit, and
+//! everything `verify::rules` checks.
 //!
 //! Per-host limits (`verify::limits`): the shard keeps each host's operator settings and
 //! its account-limit growth, which every sequenced frame of the host feeds. From both it
@@ -57,6 +62,7 @@ use crate::runtime::frames::FrameBufferError;
 use crate::runtime::frames::FrameHandle;
 use crate::runtime::rejections::{Rejected, ShardRejections};
 use crate::runtime::resume::TailStates;
+use crate::runtime::seq_alerts::{Recorded, SeqAlerts, SeqRegression};
 use crate::sequencer::stage::{Admitted, Origin};
 use crate::sim::account::rfc3339_micros;
 use crate::state::{AccountRecord, HostRecord, LocalStatus, StateService, UpstreamStatus};
@@ -88,6 +94,14 @@ pub struct HostEntry {
     /// The session's control block (cursor, disconnect).
     pub control: Rc<SessionControl>,
     last_seq: Option<(u64, u64)>,
+    /// The relay's cursor for the host across connections: the highest seq accepted, or
+    /// the stored cursor it resumed from (0: none). A frame at or below it is refused
+    /// (`upstream_seq_not_increasing`) on any connection until an operator resets the
+    /// cursor: the relay never follows a restarted sequence by itself.
+    floor: u64,
+    /// The connection on which the host's seq last went back (counted and logged once
+    /// per connection), and whether the admin listing flags it already.
+    regressed: Option<(u64, bool)>,
     /// An operator banned the host: its session is stopped and any frame of it still
     /// queued or parked is dropped (`host_banned`).
     banned: bool,
@@ -115,8 +129,9 @@ impl HostEntry {
         HostEntry {
             hostname: Arc::from(authority.as_str()),
             authority,
-            control,
             last_seq: None,
+            floor: control.cursor.get().unwrap_or(0),
+            regressed: None,
             banned: false,
             connections_from: 0,
             parked_seqs: BTreeMap::new(),
@@ -124,6 +139,7 @@ impl HostEntry {
             growth: AccountLimitGrowth::new(0),
             limit_generation: 0,
             default_limits: true,
+            control,
         }
     }
 
@@ -324,6 +340,8 @@ pub struct IngestShard {
     writer: Option<Rc<std::cell::RefCell<crate::runtime::frames::FrameWriter>>>,
     limits_board: Arc<HostLimitsBoard>,
     default_limits: bool,
+    seq_alerts: Arc<SeqAlerts>,
+    regressions_counter: metrics::Counter,
 }
 
 /// What a shard is built from.
@@ -344,6 +362,8 @@ pub struct ShardParts {
     pub limits_board: Arc<HostLimitsBoard>,
     /// Apply the relay's default host limits (false: `--no-default-host-limits`).
     pub default_limits: bool,
+    /// The hosts whose seq went back, flagged for `GET /admin/hosts`.
+    pub seq_alerts: Arc<SeqAlerts>,
 }
 
 impl IngestShard {
@@ -363,6 +383,7 @@ impl IngestShard {
             rejections,
             limits_board,
             default_limits,
+            seq_alerts,
         } = parts;
         IngestShard {
             shard,
@@ -384,6 +405,8 @@ impl IngestShard {
             writer: None,
             limits_board,
             default_limits,
+            seq_alerts,
+            regressions_counter: metrics::counter!("relay_upstream_seq_regressions_total", "shard" => shard.to_string()),
         }
     }
 
@@ -403,6 +426,8 @@ impl IngestShard {
                 if let Some(host) = self.hosts.get_mut(&id) {
                     host.connections_from = host.control.connection() + 1;
                     host.last_seq = None;
+                    host.floor = 0;
+                    host.regressed = None;
                     host.parked_seqs.clear();
                     host.control.cursor.set(Some(0));
                     // Latest wins in the write-behind: an older cursor still waiting
@@ -411,6 +436,7 @@ impl IngestShard {
                     host.control.disconnect("host_cursor_reset");
                     log::info!("admin: host {} cursor reset: resubscribing from 0", id.0);
                 }
+                self.seq_alerts.clear(id.0).await;
             }
             ShardCommand::SetHostLimits(id, settings) => {
                 if let Some(host) = self.hosts.get_mut(&id) {
@@ -638,11 +664,24 @@ impl IngestShard {
             Event::Info(info) => {
                 metrics::counter!("relay_ingest_upstream_info_total", "shard" => self.shard_label.clone())
                     .increment(1);
-                log::info!(
-                    "upstream host {} says #info {}",
-                    upstream.host.0,
-                    info.name()
-                );
+                if info.name() == "OutdatedCursor" {
+                    // Sent once, at the connection's start: events between our cursor and
+                    // the host's oldest are gone (a relay down too long, or a PDS restored
+                    // with a new sequence that already passed our cursor).
+                    log::warn!(
+                        "upstream host {}: #info OutdatedCursor: events after the relay's \
+                         cursor {} are missing upstream; if the PDS was wiped or restored, \
+                         see POST /admin/hosts/resetCursor",
+                        upstream.host.0,
+                        self.hosts.get(&upstream.host).map_or(0, |h| h.floor),
+                    );
+                } else {
+                    log::info!(
+                        "upstream host {} says #info {}",
+                        upstream.host.0,
+                        info.name()
+                    );
+                }
                 return Routed::Done(None);
             }
             Event::Error(error) => {
@@ -668,13 +707,15 @@ impl IngestShard {
         let Some(host) = self.hosts.get_mut(&upstream.host) else {
             return refused("unknown_host");
         };
-        if let Some((connection, last)) = host.last_seq
-            && connection == upstream.connection
-            && seq <= last
-        {
+        let same_connection = host
+            .last_seq
+            .is_some_and(|(connection, last)| connection == upstream.connection && seq <= last);
+        if same_connection || (host.floor > 0 && seq <= host.floor) {
+            self.seq_regressed(upstream.host, upstream.connection, Some(seq));
             return refused("upstream_seq_not_increasing");
         }
         host.last_seq = Some((upstream.connection, seq));
+        host.floor = host.floor.max(seq);
         host.control.cursor.set(Some(seq));
         Routed::Peeked(Peek {
             kind,
@@ -697,22 +738,61 @@ impl IngestShard {
         }
     }
 
-    fn on_upstream_error(&mut self, host: HostId, name: &str) {
-        let Some(host) = self.hosts.get(&host) else {
+    /// A frame of `id` on `connection` came at or below the relay's cursor (`seq`), or the
+    /// host said our cursor is in its future (`None`): its sequence restarted (a wiped or
+    /// restored PDS) or it replays old events. Counted and logged once per connection;
+    /// flagged for `GET /admin/hosts` until an operator resets the cursor. Nothing is reset
+    /// here: following a restarted sequence by itself would let a hostile PDS replay.
+    fn seq_regressed(&mut self, id: HostId, connection: u64, seq: Option<u64>) {
+        let Some(host) = self.hosts.get_mut(&id) else {
+            return;
+        };
+        let listed = match host.regressed {
+            Some((on, listed)) if on == connection => listed,
+            _ => {
+                self.regressions_counter.increment(1);
+                log::warn!(
+                    "upstream host {} ({}): seq went back ({}) below the relay's cursor {}: \
+                     its frames are refused until an operator resets the cursor \
+                     (POST /admin/hosts/resetCursor) if the PDS was wiped or restored",
+                    id.0,
+                    host.hostname,
+                    seq.map_or("FutureCursor".to_owned(), |s| s.to_string()),
+                    host.floor,
+                );
+                false
+            }
+        };
+        let listed = listed || {
+            let regression = SeqRegression {
+                cursor: host.floor,
+                seq,
+                time_micros: now_micros(),
+            };
+            // Contended: the next refused frame of the host tries again.
+            self.seq_alerts.try_record(id.0, regression) != Recorded::Contended
+        };
+        host.regressed = Some((connection, listed));
+    }
+
+    fn on_upstream_error(&mut self, id: HostId, name: &str) {
+        let Some(control) = self.hosts.get(&id).map(|h| Rc::clone(&h.control)) else {
             return;
         };
         let reason = match name {
             // Our cursor is ahead of the host (it lost its history or reset its
-            // sequence): resume from its live head.
+            // sequence): resume from its live head, where frames at or below the relay's
+            // cursor are still refused until an operator resets it.
             "FutureCursor" => {
-                host.control.cursor.set(None);
+                control.cursor.set(None);
+                self.seq_regressed(id, control.connection(), None);
                 "upstream_future_cursor"
             }
             "ConsumerTooSlow" => "upstream_consumer_too_slow",
             _ => "upstream_error_frame",
         };
         metrics::counter!("relay_ingest_upstream_errors_total", "reason" => reason).increment(1);
-        host.control.disconnect(reason);
+        control.disconnect(reason);
     }
 
     /// Apply the rules to a frame whose account is known (or that needs no key).

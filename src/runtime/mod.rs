@@ -38,6 +38,8 @@ pub mod rejections;
 #[cfg(feature = "server")]
 pub mod resume;
 #[cfg(feature = "server")]
+pub mod seq_alerts;
+#[cfg(feature = "server")]
 pub mod serve;
 #[cfg(feature = "server")]
 pub mod shared_lock;

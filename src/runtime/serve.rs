@@ -28,6 +28,7 @@ use crate::runtime::notify::Notify;
 use crate::runtime::placement::{self, CoreRoles};
 use crate::runtime::rejections::{RejectionLog, ShardRejections};
 use crate::runtime::resume::{TailStates, account_states_from_tail};
+use crate::runtime::seq_alerts::SeqAlerts;
 use crate::sequencer::Sequencer;
 use crate::sequencer::stage::{Admitted, Published, SequencerStage};
 use crate::state::{LocalStatus, StateConfig, StateService};
@@ -187,6 +188,8 @@ struct SharedParts {
     /// Every ingest shard's rejection ring (each shard records into its own).
     rejections: Arc<RejectionLog>,
     limits_board: Arc<crate::verify::limits::HostLimitsBoard>,
+    /// Hosts whose seq went back, flagged by the shards for `GET /admin/hosts`.
+    seq_alerts: Arc<SeqAlerts>,
 }
 
 /// An upstream host as its shard starts it.
@@ -263,6 +266,7 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
     let (admin_tx, admin_rx) = crate::admin::admin_channel();
     let rejections = Arc::new(RejectionLog::new(shards));
     let limits_board = Arc::new(crate::verify::limits::HostLimitsBoard::default());
+    let seq_alerts = Arc::new(SeqAlerts::default());
     let api = ApiShared {
         state: Arc::clone(&state),
         admin_token: args.admin_token.clone(),
@@ -277,6 +281,7 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         consumers: Arc::default(),
         host_limits: Arc::clone(&limits_board),
         default_host_limits: !args.no_default_host_limits,
+        seq_alerts: Arc::clone(&seq_alerts),
     };
     let mut shard_crawls = Vec::new();
     let mut shard_crawl_senders = Vec::new();
@@ -313,6 +318,7 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         tail: Arc::new(tail),
         rejections,
         limits_board,
+        seq_alerts,
     };
 
     // One std listener, cloned per fan-out core: the kernel spreads connections over
@@ -663,6 +669,7 @@ async fn run_ingest(
             rejections,
             limits_board: Arc::clone(&parts.limits_board),
             default_limits: !args.no_default_host_limits,
+            seq_alerts: Arc::clone(&parts.seq_alerts),
         },
         resolved_tx,
         ring,

@@ -89,6 +89,7 @@ impl Server {
             consumers: Arc::default(),
             host_limits: Arc::default(),
             default_host_limits: true,
+            seq_alerts: Arc::default(),
         };
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = flume::bounded::<()>(1);
