@@ -75,4 +75,10 @@ pub struct ServeArgs {
     /// `listHosts` (checked like requestCrawl hosts), then crawl them.
     #[arg(long, env = "RELAY_BOOTSTRAP_RELAY")]
     pub bootstrap_relay: Option<String>,
+    /// Shortest time between two `getRepoStatus` checks of one account its host said is
+    /// not active, in seconds (a stale upstream status heals within about this long).
+    #[arg(long, env = "RELAY_STATUS_RECHECK_INTERVAL_SECS",
+          default_value_t = limits::STATUS_RECHECK_INTERVAL_SECS,
+          value_parser = clap::value_parser!(u64).range(limits::STATUS_RECHECK_INTERVAL_SECS_MIN..))]
+    pub status_recheck_interval_secs: u64,
 }

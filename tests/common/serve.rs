@@ -31,6 +31,7 @@ pub fn loopback_args(
         admin_token: None,
         allow_private_hosts: false,
         bootstrap_relay: None,
+        status_recheck_interval_secs: relay::config::limits::STATUS_RECHECK_INTERVAL_SECS,
     }
 }
 
