@@ -46,7 +46,11 @@
 //! (`relay_status_recheck_errors_total{reason="shard_busy"}`): the store already says
 //! active, so the account's commits pass again after the next start or the host's next
 //! `#account`. A host `#account` racing with a heal: whichever write reaches the store
-//! last wins there; the shard keeps the last it was told.
+//! last wins there; the shard keeps the last it was told. Known gap: a shard that read
+//! the account's record (inactive) for an identity lookup just before the heal was
+//! written installs that stale status after the command; the store says active, so no
+//! later pass repairs it — the account is refused on that shard until the next start or
+//! the host's next `#account` (a window of one state round trip).
 //!
 //! Pacing: requests are spaced `1 / STATUS_RECHECK_REQUESTS_PER_SEC_MAX` seconds apart,
 //! all hosts together, so no PDS gets more than that; each times out after
@@ -330,11 +334,20 @@ pub fn spawn(parts: RecheckParts) -> std::io::Result<Rechecker> {
     Ok(Rechecker { stop, done })
 }
 
+/// Why an account's host is not asked.
+#[derive(Debug, Clone, Copy)]
+enum NotAsked {
+    /// An operator banned it.
+    Banned,
+    /// Unknown to the store, or the store failed: the error reason.
+    Error(&'static str),
+}
+
 struct Worker {
     parts: RecheckParts,
     stopped: flume::Receiver<()>,
-    /// Hostnames of this round's hosts (`None`: banned or unknown).
-    hosts: HashMap<HostId, Result<String, &'static str>>,
+    /// Hostnames of this round's hosts, or why their accounts are not asked.
+    hosts: HashMap<HostId, Result<String, NotAsked>>,
 }
 
 impl Worker {
@@ -416,7 +429,8 @@ impl Worker {
     fn check(&mut self, candidate: &Candidate) -> &'static str {
         let hostname = match self.hostname(candidate.host_id) {
             Ok(hostname) => hostname,
-            Err(outcome) => return outcome,
+            Err(NotAsked::Banned) => return "host_banned",
+            Err(NotAsked::Error(reason)) => return self.error(candidate, reason, &reason),
         };
         let answer = repo_status_url(&hostname, &candidate.did, self.parts.allow_plaintext)
             .and_then(|url| self.fetch(&url, &candidate.did));
@@ -452,25 +466,17 @@ impl Worker {
         parse_answer(did, response.status, &response.body)
     }
 
-    /// The host's hostname, or the outcome when it is not asked.
-    fn hostname(&mut self, id: HostId) -> Result<String, &'static str> {
+    /// The host's hostname, or why its accounts are not asked (read once per round).
+    fn hostname(&mut self, id: HostId) -> Result<String, NotAsked> {
         if let Some(known) = self.hosts.get(&id) {
             return known.clone();
         }
         let found = block_on(self.parts.state.call(move |store| store.get_host_by_id(id)));
         let known = match found {
-            Ok(Some(host)) if host.status == HostStatus::Banned => Err("host_banned"),
+            Ok(Some(host)) if host.status == HostStatus::Banned => Err(NotAsked::Banned),
             Ok(Some(host)) => Ok(host.hostname),
-            Ok(None) => {
-                metrics::counter!("relay_status_recheck_errors_total", "reason" => "host_unknown")
-                    .increment(1);
-                Err("error")
-            }
-            Err(e) => {
-                metrics::counter!("relay_status_recheck_errors_total", "reason" => e.reason())
-                    .increment(1);
-                Err("error")
-            }
+            Ok(None) => Err(NotAsked::Error("host_unknown")),
+            Err(e) => Err(NotAsked::Error(e.reason())),
         };
         self.hosts.insert(id, known.clone());
         known
@@ -487,10 +493,12 @@ impl Worker {
             Ok(local)
         }));
         let local = match stored {
-            Ok(local) => local,
+            Ok(Some(local)) => local,
+            // Gone since the scan (nothing was written: the uid is unknown).
+            Ok(None) => return self.error(candidate, "account_unknown", &"account unknown"),
             Err(e) => return self.error(candidate, e.reason(), &e),
         };
-        let announce = local == Some(LocalStatus::Active);
+        let announce = local == LocalStatus::Active;
         let wait = Duration::from_secs(STATUS_RECHECK_TIMEOUT_SECS);
         for shard in &self.parts.shards {
             let command = ShardCommand::UpstreamActive(candidate.did.clone(), announce);
