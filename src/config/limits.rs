@@ -139,6 +139,45 @@ const _: () = assert!(FRAME_REGION_BYTES.is_multiple_of(FRAME_SEGMENT_BYTES));
 const _: () = assert!(FRAME_REGION_BYTES / FRAME_SEGMENT_BYTES >= FRAME_REGION_SEGMENTS_MIN);
 const _: () = assert!(FRAME_REGION_BYTES <= FRAME_REGION_BYTES_MAX);
 
+// ---- runtime::status_recheck ----
+
+/// Default shortest time between two checks of one upstream-inactive account against its
+/// PDS's `getRepoStatus`, in seconds (`--status-recheck-interval-secs` overrides it): a
+/// pass over the accounts starts at most this often, and each account is checked at most
+/// once per pass. Ten minutes heals a stale status well within a user's patience while
+/// costing a PDS at most one request per inactive account per interval.
+pub const STATUS_RECHECK_INTERVAL_SECS: u64 = 600;
+
+/// Shortest re-check interval accepted from the flag, in seconds.
+pub const STATUS_RECHECK_INTERVAL_SECS_MIN: u64 = 1;
+
+/// Most `getRepoStatus` requests of one re-check round; the rest of the pass waits for
+/// the next round (`STATUS_RECHECK_ROUND_PAUSE_MILLIS` later).
+pub const STATUS_RECHECK_BATCH_ACCOUNTS_MAX: usize = 100;
+
+/// Most stored accounts one round reads while looking for inactive ones (in pages of
+/// `STATE_LIST_PAGE_ENTRIES_MAX`): a round's scan costs the state thread at most this
+/// many record reads, and the scan position is kept between rounds.
+pub const STATUS_RECHECK_SCAN_ACCOUNTS_PER_ROUND_MAX: usize = 20_000;
+
+/// Pause between two rounds of one unfinished pass, in milliseconds.
+pub const STATUS_RECHECK_ROUND_PAUSE_MILLIS: u64 = 5_000;
+
+/// Most `getRepoStatus` requests the re-checker sends per second, all PDSes together
+/// (so any one PDS gets at most this many): requests are spaced by 1/this second.
+pub const STATUS_RECHECK_REQUESTS_PER_SEC_MAX: u64 = 5;
+
+/// Longest wait for a PDS to connect or answer one read of `getRepoStatus`, in seconds.
+pub const STATUS_RECHECK_TIMEOUT_SECS: u64 = 10;
+
+/// Largest `getRepoStatus` body read, in bytes (the output is four short fields; an
+/// error body is one short message).
+pub const STATUS_RECHECK_RESPONSE_BYTES_MAX: usize = 16 * 1024;
+
+const _: () = assert!(STATUS_RECHECK_INTERVAL_SECS >= STATUS_RECHECK_INTERVAL_SECS_MIN);
+const _: () = assert!(STATUS_RECHECK_REQUESTS_PER_SEC_MAX > 0);
+const _: () = assert!(STATUS_RECHECK_SCAN_ACCOUNTS_PER_ROUND_MAX >= STATE_LIST_PAGE_ENTRIES_MAX);
+
 // ---- sim ----
 
 /// Largest record the simulator writes: a post padded past this is capped, keeping a

@@ -80,4 +80,10 @@ pub struct ServeArgs {
     /// `/admin/hosts/changeLimits` still apply.
     #[arg(long, env = "RELAY_NO_DEFAULT_HOST_LIMITS", default_value_t = false)]
     pub no_default_host_limits: bool,
+    /// Shortest time between two `getRepoStatus` checks of one account its host said is
+    /// not active, in seconds (a stale upstream status heals within about this long).
+    #[arg(long, env = "RELAY_STATUS_RECHECK_INTERVAL_SECS",
+          default_value_t = limits::STATUS_RECHECK_INTERVAL_SECS,
+          value_parser = clap::value_parser!(u64).range(limits::STATUS_RECHECK_INTERVAL_SECS_MIN..))]
+    pub status_recheck_interval_secs: u64,
 }

@@ -49,6 +49,11 @@
 //! until the host's limit grows or an operator changes it; accounts the store knows keep
 //! flowing. `#identity` and `#account` events of unknown DIDs create no account and pass
 //! as before. Does not check: per-account rate limits.
+//!
+//! Account status: commits and syncs of an account the relay took down or suspended, or
+//! whose host said it is not active (`#account`), are refused (`status_refusal`); an
+//! upstream status that went stale is healed by `runtime::status_recheck`, which asks the
+//! host's `getRepoStatus` and sends `ShardCommand::UpstreamActive`.
 
 use crate::config::limits::{
     INGEST_ACCOUNTS_MAX, INGEST_IDENTITY_REFRESH_SECS_MIN, INGEST_IDENTITY_RETRY_MILLIS,
@@ -171,6 +176,10 @@ pub enum ShardCommand {
     /// An operator changed the host's limits (stored already): apply them now, without a
     /// reconnect.
     SetHostLimits(HostId, HostLimitSettings),
+    /// The account's host says it is active again (the status re-checker asked its
+    /// `getRepoStatus`): accept its commits; with `true`, the relay's local status is
+    /// active too and the announcing shard sends `#account` active.
+    UpstreamActive(String, bool),
 }
 
 /// An identity lookup's outcome (and, on first sight, the account's stored record),
@@ -415,6 +424,9 @@ impl IngestShard {
     pub async fn apply(&mut self, command: ShardCommand) {
         match command {
             ShardCommand::AccountStatus(did, status) => self.set_local_status(&did, status).await,
+            ShardCommand::UpstreamActive(did, announce) => {
+                self.set_upstream_active(&did, announce).await
+            }
             ShardCommand::BanHost(id) => {
                 if let Some(host) = self.hosts.get_mut(&id) {
                     host.banned = true;
@@ -1006,6 +1018,24 @@ impl IngestShard {
         }
         if self.shard == 0 {
             self.announce_status(did, status).await;
+        }
+    }
+
+    /// The status re-checker found the account active at its host (the store says so
+    /// already): accept its commits again here, and — on the announcing shard, when the
+    /// relay's own status is active too — send `#account` active, as a local reversal
+    /// does, since consumers last saw the host's inactive `#account`.
+    async fn set_upstream_active(&mut self, did: &str, announce: bool) {
+        if let Some(slot) = self.accounts.get_mut(did) {
+            if let Some(account) = slot.account.as_mut() {
+                account.upstream_active = true;
+            }
+            if let Some(kept) = slot.kept.as_mut() {
+                kept.upstream_active = true;
+            }
+        }
+        if self.shard == 0 && announce {
+            self.announce_status(did, LocalStatus::Active).await;
         }
     }
 

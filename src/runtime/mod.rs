@@ -45,3 +45,5 @@ pub mod serve;
 pub mod shared_lock;
 #[cfg(feature = "server")]
 pub mod signals;
+#[cfg(feature = "server")]
+pub mod status_recheck;

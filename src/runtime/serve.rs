@@ -96,6 +96,8 @@ pub struct Relay {
     identity_persister: crate::runtime::identity_persist::Persister,
     collections: crate::collections::indexer::IndexerThread,
     backfill: crate::collections::backfill::BackfillWorker,
+    /// Re-asks hosts about accounts they said are inactive; stopped before the store.
+    status_recheck: crate::runtime::status_recheck::Rechecker,
     /// Dropped at stop: ends the retention thread.
     retention: flume::Sender<()>,
     /// The bound public address (useful when the flag asked for port 0).
@@ -130,6 +132,7 @@ impl Relay {
         self.identity_persister.stop();
         self.collections.stop();
         self.backfill.stop();
+        self.status_recheck.stop();
         drop(self.retention);
         close_state(&self.state);
     }
@@ -304,6 +307,15 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         fanout_hide_senders.push(tx);
         fanout_hides.push(Some(rx));
     }
+    let status_recheck =
+        crate::runtime::status_recheck::spawn(crate::runtime::status_recheck::RecheckParts {
+            state: Arc::clone(&state),
+            shards: shard_status_senders.clone(),
+            tls: tls.clone(),
+            interval: Duration::from_secs(args.status_recheck_interval_secs),
+            allow_plaintext: args.allow_plaintext,
+        })
+        .map_err(|e| ServeError::Spawn(format!("status re-check: {e}")))?;
     spawn_admin_applier(
         admin_rx,
         log.clone(),
@@ -451,6 +463,7 @@ pub fn start(args: &ServeArgs) -> Result<Relay, ServeError> {
         identity_persister,
         collections,
         backfill,
+        status_recheck,
         retention,
         listen,
         metrics_listen,

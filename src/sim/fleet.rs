@@ -768,6 +768,32 @@ impl FleetHandle {
         self.send(host, Command::Migrate { account, to_host })
     }
 
+    /// Make the account inactive at its host: an `#account` event (active false, with
+    /// `status`, e.g. `deactivated`) is emitted, and the host's `getRepoStatus` says
+    /// inactive from then on. Its commits go on being emitted.
+    pub fn deactivate(&self, did: &str, status: &str) -> Result<(), FleetError> {
+        let (account, host) = self.locate(did)?;
+        let status = status.to_owned();
+        self.send(host, Command::Deactivate { account, status })
+    }
+
+    /// Change what the account's host answers in `getRepoStatus` (and `listRepos`) at
+    /// once, without emitting an `#account` event: a host whose status event was lost.
+    pub fn set_hosting_active(&self, did: &str, active: bool) -> Result<(), FleetError> {
+        let mut directory = self
+            .shared
+            .directory
+            .write()
+            .map_err(|_| FleetError::Stopped)?;
+        let account = *directory.by_did.get(did).ok_or(FleetError::UnknownDid)?;
+        let entry = directory
+            .entries
+            .get_mut(account)
+            .ok_or(FleetError::UnknownDid)?;
+        entry.active = active;
+        Ok(())
+    }
+
     /// Wait until every configured event was emitted (an event limit must be set) or
     /// `timeout` passes; true when all were.
     pub fn wait_until_emitted(&self, timeout: Duration) -> bool {

@@ -44,6 +44,12 @@ pub(crate) enum Command {
         account: usize,
         to_host: usize,
     },
+    /// Emit an `#account` event with `active: false` and this status; the host's
+    /// `getRepoStatus` says inactive once it is emitted.
+    Deactivate {
+        account: usize,
+        status: String,
+    },
     /// The full repo CAR; `None` when the account has no commit.
     GetRepo {
         account: usize,
@@ -260,6 +266,20 @@ impl Generator {
             Command::GetRepo { account, reply } => {
                 let car = self.accounts.get(&account).and_then(SimAccount::repo_car);
                 let _ = reply.send(car);
+            }
+            Command::Deactivate { account, status } => {
+                let host = self.host_of(account);
+                let (seq, reset) = self.take_seq(host);
+                let frame = self
+                    .account(account)?
+                    .account_frame(false, Some(&status), now, seq);
+                let effect = Effect::Active {
+                    account,
+                    active: false,
+                };
+                let event =
+                    self.prepared(host, seq, reset, frame, FrameKind::Account, None, effect);
+                self.pending.push_back(event);
             }
             Command::RotateKey { account } => {
                 let host = self.host_of(account);

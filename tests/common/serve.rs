@@ -35,6 +35,7 @@ pub fn loopback_args(
         // The end-to-end suites offer more than the 50 events/s per host of the default
         // limits, and time their checks on it; tests/serve_host_limits.rs turns them on.
         no_default_host_limits: true,
+        status_recheck_interval_secs: relay::config::limits::STATUS_RECHECK_INTERVAL_SECS,
     }
 }
 
