@@ -369,6 +369,78 @@ fn suite(backend: &Backend) {
         .assert_error(400, "InvalidRequest");
     cases += 4;
 
+    // Collection backfill: trigger, progress, bad input; a done job starts over.
+    let path = "/admin/collections/backfill";
+    server.get(path).assert_error(401, "AuthenticationRequired");
+    server
+        .post(
+            path,
+            r#"{"source":"http://127.0.0.1:1","collections":["a.b.c"]}"#,
+        )
+        .assert_error(401, "AuthenticationRequired");
+    for body in [
+        r#"{"collections":["app.bsky.feed.post"]}"#,
+        r#"{"source":"ftp://relay.example","collections":["app.bsky.feed.post"]}"#,
+        r#"{"source":"http://127.0.0.1:1/xrpc","collections":["app.bsky.feed.post"]}"#,
+        r#"{"source":"http://127.0.0.1:1","collections":[]}"#,
+        r#"{"source":"http://127.0.0.1:1","collections":["not an nsid"]}"#,
+        r#"{"source":"http://127.0.0.1:1","collections":"app.bsky.feed.post"}"#,
+        "not json",
+    ] {
+        server
+            .admin_post(path, TOKEN, body)
+            .assert_error(400, "InvalidRequest");
+        cases += 1;
+    }
+    let done_key = "collections http://127.0.0.1:1 app.bsky.graph.follow";
+    server.store(move |store| {
+        store.put_backfill(
+            done_key,
+            &relay::state::BackfillRecord {
+                cursor: "did:plc:zzz".into(),
+                done: 7,
+                failed: 0,
+                status: "done".into(),
+            },
+        )
+    });
+    let queued = server.admin_post(
+        path,
+        TOKEN,
+        r#"{"source":"http://127.0.0.1:1/","collections":["app.bsky.feed.post","app.bsky.graph.follow"]}"#,
+    );
+    assert_eq!(
+        (queued.status, queued.json()["queued"].as_u64()),
+        (200, Some(2))
+    );
+    let progress = server.admin_get(path, TOKEN);
+    assert_eq!(progress.status, 200);
+    let body = progress.json();
+    assert!(body["index"]["cursor"].is_u64(), "{body}");
+    let jobs = body["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 2, "{body}");
+    for job in jobs {
+        assert_eq!(job["source"], "http://127.0.0.1:1", "{job}");
+        // The worker may have started on it (and the dead source fails it later).
+        assert!(
+            ["queued", "running", "failed"].contains(&job["status"].as_str().unwrap()),
+            "{job}"
+        );
+    }
+    let follow = jobs
+        .iter()
+        .find(|j| j["collection"] == "app.bsky.graph.follow")
+        .unwrap();
+    assert_eq!(
+        (follow["cursor"].as_str(), follow["imported"].as_u64()),
+        (Some(""), Some(0)),
+        "a done job starts over: {follow}"
+    );
+    server
+        .admin_get(&format!("{path}?limit=0"), TOKEN)
+        .assert_error(400, "InvalidRequest");
+    cases += 4;
+
     // Wrong verb on an admin route.
     server
         .admin_get("/admin/repo/takedown", TOKEN)
