@@ -250,6 +250,9 @@ struct Slot {
     /// Refused as a new account of this host at this limit generation: its frames are
     /// dropped at once (`host_account_limit`) until the host's generation moves on.
     over_limit: Option<(HostId, u64)>,
+    /// A status re-check healed the account while its stored record was being read for a
+    /// lookup: that record may predate the heal, so the install keeps the account active.
+    upstream_healed: bool,
 }
 
 /// The kinds of frame the verifier routes.
@@ -1030,6 +1033,9 @@ impl IngestShard {
             if let Some(account) = slot.account.as_mut() {
                 account.upstream_active = true;
             }
+            // A record read for a lookup in flight may still say inactive (the heal was
+            // stored after it was read).
+            slot.upstream_healed |= slot.resolving;
             if let Some(kept) = slot.kept.as_mut() {
                 kept.upstream_active = true;
             }
@@ -1387,6 +1393,9 @@ impl IngestShard {
                 UpstreamStatus::Active | UpstreamStatus::Unknown
             );
         }
+        // Frames of the account arriving meanwhile are parked behind the lookup, so no
+        // later `#account` can have been applied between the heal and this install.
+        upstream_active |= std::mem::take(&mut slot.upstream_healed);
         state = newest(state, self.tail.get(did).copied());
         slot.over_limit = None;
         slot.account = Some(Account {

@@ -46,11 +46,10 @@
 //! (`relay_status_recheck_errors_total{reason="shard_busy"}`): the store already says
 //! active, so the account's commits pass again after the next start or the host's next
 //! `#account`. A host `#account` racing with a heal: whichever write reaches the store
-//! last wins there; the shard keeps the last it was told. Known gap: a shard that read
-//! the account's record (inactive) for an identity lookup just before the heal was
-//! written installs that stale status after the command; the store says active, so no
-//! later pass repairs it — the account is refused on that shard until the next start or
-//! the host's next `#account` (a window of one state round trip).
+//! last wins there; the shard keeps the last it was told. A shard that read the
+//! account's record (inactive) for an identity lookup just before the heal was written
+//! does not install that stale status: the heal marks the resolving slot
+//! (`upstream_healed` in `runtime::ingest`) and the install keeps the account active.
 //!
 //! Pacing: requests are spaced `1 / STATUS_RECHECK_REQUESTS_PER_SEC_MAX` seconds apart,
 //! all hosts together, so no PDS gets more than that; each times out after
