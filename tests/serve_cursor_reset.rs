@@ -12,37 +12,18 @@ mod common;
 
 use common::ws_client::{Message, WsClient};
 use relay::config::limits::SIM_SEQ_RESET_EVENTS_MAX;
-use relay::frame::event::{Event, Frame};
+use relay::frame::event::Frame;
 use relay::runtime::serve::start;
 use relay::sim::fleet::{Fleet, FleetConfig, KindMix};
 use relay::sim::hostile::HostileMode;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TOKEN: &str = "cursor-reset-token";
 /// Events of the whole fleet: host 0 (which restarts its seq after
 /// `SIM_SEQ_RESET_EVENTS_MAX`) gets about half, so it restarts once and not twice.
 const EVENTS: u64 = 1_300;
-
-/// Commits relayed so far, per host (by the account's PDS), and whether any (did, rev)
-/// came twice.
-fn commits_by_host(
-    addr: SocketAddr,
-    host_of: &BTreeMap<String, String>,
-) -> (BTreeMap<String, u64>, bool) {
-    let mut counts = BTreeMap::new();
-    let mut seen = BTreeSet::new();
-    let mut twice = false;
-    for bytes in common::serve::replay_all(addr, Duration::from_secs(5)) {
-        let frame = Frame::decode(&bytes).unwrap();
-        if let Event::Commit(commit) = frame.event() {
-            *counts.entry(host_of[commit.repo()].clone()).or_insert(0) += 1;
-            twice |= !seen.insert((commit.repo().to_owned(), commit.rev().to_owned()));
-        }
-    }
-    (counts, twice)
-}
 
 /// The seqs a sim host serves from cursor 0 (its current sequence, in order).
 fn host_seqs(hostname: &str) -> Vec<u64> {
@@ -58,14 +39,6 @@ fn host_seqs(hostname: &str) -> Vec<u64> {
         seqs.push(Frame::decode(&bytes).unwrap().seq().unwrap());
     }
     seqs
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
 }
 
 /// `seq` of `getHostStatus` and of the host's `listHosts` entry.
@@ -142,11 +115,10 @@ fn a_restarted_sequence_is_refused_until_the_operator_resets_the_cursor() {
     // Host mode number 0 goes to host 0.
     let (wiped, other) = (hosts[0].clone(), hosts[1].clone());
     let count = |listen: SocketAddr, host: &str| {
-        commits_by_host(listen, &host_of)
+        common::serve::commits_by_host(listen, &host_of)
             .0
             .get(host)
-            .copied()
-            .unwrap_or(0)
+            .map_or(0, |&n| n as u64)
     };
 
     // Without an operator: the old sequence (seqs 1..=500) is relayed whole, the new one
@@ -161,14 +133,18 @@ fn a_restarted_sequence_is_refused_until_the_operator_resets_the_cursor() {
     );
     assert!(restarted < SIM_SEQ_RESET_EVENTS_MAX);
     let metrics = relay.metrics_listen;
-    wait_until("the restarted sequence refused", || {
-        counter(
-            metrics,
-            "relay_verify_rejections_total",
-            "upstream_seq_not_increasing",
-        ) > 0
-            && count(relay.listen, &other) == other_total
-    });
+    common::serve::wait_until(
+        "the restarted sequence refused",
+        Duration::from_secs(30),
+        || {
+            counter(
+                metrics,
+                "relay_verify_rejections_total",
+                "upstream_seq_not_increasing",
+            ) > 0
+                && count(relay.listen, &other) == other_total
+        },
+    );
     std::thread::sleep(Duration::from_secs(2));
     let refused = counter(
         metrics,
@@ -239,9 +215,11 @@ fn a_restarted_sequence_is_refused_until_the_operator_resets_the_cursor() {
         assert!(answer.starts_with("HTTP/1.1 200"), "{route}: {answer}");
         std::thread::sleep(Duration::from_millis(500));
     }
-    wait_until("the new connection counted", || {
-        counter(metrics, "relay_upstream_seq_regressions_total", "") > regressions
-    });
+    common::serve::wait_until(
+        "the new connection counted",
+        Duration::from_secs(30),
+        || counter(metrics, "relay_upstream_seq_regressions_total", "") > regressions,
+    );
     let regressions = counter(metrics, "relay_upstream_seq_regressions_total", "");
     assert_eq!(count(relay.listen, &wiped), SIM_SEQ_RESET_EVENTS_MAX);
     assert_eq!(
@@ -258,7 +236,7 @@ fn a_restarted_sequence_is_refused_until_the_operator_resets_the_cursor() {
     // That connection goes on live (from the host's head): an event the host emits now
     // has a seq of the new sequence, below the cursor, and is refused on this connection
     // too (a check per connection only would follow the new sequence here, silently).
-    wait_until("the live reconnection", || {
+    common::serve::wait_until("the live reconnection", Duration::from_secs(30), || {
         counter(metrics, "relay_upstream_connects_total", "") >= connects + 2
     });
     // The host registers the subscription right after the upgrade the relay counted.
@@ -270,7 +248,7 @@ fn a_restarted_sequence_is_refused_until_the_operator_resets_the_cursor() {
         .unwrap()
         .did;
     fleet.rotate_key(&rotated).unwrap();
-    wait_until("the live event refused", || {
+    common::serve::wait_until("the live event refused", Duration::from_secs(30), || {
         counter(
             metrics,
             "relay_verify_rejections_total",
@@ -308,17 +286,17 @@ fn a_restarted_sequence_is_refused_until_the_operator_resets_the_cursor() {
         answer.starts_with("HTTP/1.1 200"),
         "reset accepted: {answer}"
     );
-    wait_until("the new sequence relayed", || {
+    common::serve::wait_until("the new sequence relayed", Duration::from_secs(30), || {
         count(relay.listen, &wiped) == SIM_SEQ_RESET_EVENTS_MAX + restarted
     });
-    wait_until("the new cursor stored", || {
+    common::serve::wait_until("the new cursor stored", Duration::from_secs(30), || {
         public_seqs(relay.listen, &wiped) == (restarted_seq, restarted_seq)
     });
-    let (counts, twice) = commits_by_host(relay.listen, &host_of);
+    let (counts, twice) = common::serve::commits_by_host(relay.listen, &host_of);
     assert!(!twice, "no commit relayed twice across the reset");
-    assert_eq!(counts[&wiped], SIM_SEQ_RESET_EVENTS_MAX + restarted);
+    assert_eq!(counts[&wiped] as u64, SIM_SEQ_RESET_EVENTS_MAX + restarted);
     assert_eq!(
-        counts[&other], other_total,
+        counts[&other] as u64, other_total,
         "nothing of the other host lost"
     );
     assert!(

@@ -71,14 +71,6 @@ fn counter(metrics: std::net::SocketAddr, name: &str, label: &str, value: &str) 
         .sum()
 }
 
-fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
 /// The two stores' tests take turns: each runs a fleet and a relay on a small machine.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -122,16 +114,16 @@ fn heals(store: &str, database_url: Option<String>) {
     let target = fleet.accounts()[0].did.clone();
     let within = Duration::from_secs(20);
 
-    wait_until("the account's first commits", within, || {
+    common::serve::wait_until("the account's first commits", within, || {
         seen(relay.listen, &target).commits_after.len() >= 2
     });
     fleet.deactivate(&target, "deactivated").unwrap();
-    wait_until("the host's inactive #account is relayed", within, || {
+    common::serve::wait_until("the host's inactive #account is relayed", within, || {
         seen(relay.listen, &target).accounts.len() == 1
     });
     // While the host says inactive, the re-checker asks and changes nothing, and the
     // account's commits are dropped.
-    wait_until("a re-check finds it still inactive", within, || {
+    common::serve::wait_until("a re-check finds it still inactive", within, || {
         counter(
             relay.metrics_listen,
             "relay_status_recheck_checks_total",
@@ -158,10 +150,10 @@ fn heals(store: &str, database_url: Option<String>) {
 
     // The host answers active again, with no `#account` event: the re-checker heals it.
     fleet.set_hosting_active(&target, true).unwrap();
-    wait_until("the relay announces the account active", within, || {
+    common::serve::wait_until("the relay announces the account active", within, || {
         seen(relay.listen, &target).accounts.len() == 2
     });
-    wait_until("the account's commits are relayed again", within, || {
+    common::serve::wait_until("the account's commits are relayed again", within, || {
         seen(relay.listen, &target).commits_after.contains(&2)
     });
     let healed = seen(relay.listen, &target);

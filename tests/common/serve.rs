@@ -148,7 +148,7 @@ pub fn commits_by_host(
     let mut counts = BTreeMap::new();
     let mut seen = std::collections::BTreeSet::new();
     let mut twice = false;
-    for bytes in replay_all(addr, std::time::Duration::from_secs(3)) {
+    for bytes in replay_all(addr, std::time::Duration::from_secs(5)) {
         if let Event::Commit(commit) = Frame::decode(&bytes).unwrap().event() {
             *counts.entry(host_of[commit.repo()].clone()).or_insert(0) += 1;
             twice |= !seen.insert((commit.repo().to_owned(), commit.rev().to_owned()));
